@@ -1,0 +1,1 @@
+"""Kubernetes value formats the rules need: quantities, timestamps, durations, selectors."""
