@@ -1,0 +1,83 @@
+"""The rule interface: what a predicate or a priority implements.
+
+A rule is constructed once per policy load with its validated params and is then called
+concurrently from several request threads: keep per-request state out of ``self``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from marshmallow import Schema
+
+from extender.view import NodeView, PodView
+
+
+class NoParams(Schema):
+    """Params schema of a rule that takes no params (any key is an error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Per-request facts shared by every rule: the time the request is evaluated at."""
+
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a predicate rejects a node.
+
+    ``reason`` is aggregated by kube-scheduler into the pod's FailedScheduling event
+    ("0/8 nodes are available: 3 <reason>"), so keep it short and categorical, in the
+    scheduler's style: ``node(s) had condition KernelDeadlock=True``. ``resolvable``
+    says whether evicting pods (preemption) could make the node fit: it sends the node to
+    ``FailedNodes`` instead of ``FailedAndUnresolvableNodes``.
+    """
+
+    reason: str
+    resolvable: bool = False
+
+
+class Rule(ABC):
+    """Common part of predicates and priorities."""
+
+    #: marshmallow schema that validates (and may convert, via ``@post_load``) ``params``.
+    params_schema: ClassVar[type[Schema]] = NoParams
+    #: the name the rule is registered under (set by the ``@predicate``/``@priority`` decorator).
+    type_name: ClassVar[str] = ""
+
+    def __init__(self, params: Any = None) -> None:
+        self.params: Any = params if params is not None else {}
+
+    def applies_to(self, pod: PodView, ctx: Context) -> bool:
+        """Whether the rule has an opinion about this pod at all (checked once per request)."""
+        return True
+
+
+class Predicate(Rule):
+    """A filter: rejects nodes the pod must not run on."""
+
+    @abstractmethod
+    def filter(self, pod: PodView, node: NodeView, ctx: Context) -> Rejection | None:
+        """Return None if ``node`` may take ``pod``, else a :class:`Rejection`."""
+
+
+class Priority(Rule):
+    """A scorer: higher raw scores mean better nodes, on whatever scale suits the rule.
+
+    The engine normalises each priority to 0..10 across the candidate nodes, so a rule
+    never needs to know the other nodes. Return None when the rule has no value for a
+    node (e.g. a missing label): that node gets the rule's lowest normalised score.
+    """
+
+    @abstractmethod
+    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | None:
+        """Raw score of ``node`` for ``pod``; higher is better."""
+
+
+RuleParams = Mapping[str, Any]
