@@ -1,0 +1,136 @@
+"""Loading a policy file: YAML -> structure check -> each rule's params -> :class:`Policy`.
+
+Every problem is collected (not just the first) and reported with its field path, so
+``extender validate`` and a refusing ``extender serve`` print the same complete list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import ValidationError
+
+import extender.rules  # noqa: F401  (registers the built-in rules)
+from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy, PodScope
+from extender.k8s.selectors import LabelSelector
+from extender.policy.errors import PolicyError, flatten
+from extender.policy.schema import PolicySchema
+from extender.sdk.registry import Kind, UnknownRuleError, resolve
+from extender.sdk.rules import Rule
+
+DEFAULT_POLICY_SOURCE = "<embedded default policy>"
+
+
+def default_policy_text() -> str:
+    """The policy ``extender serve`` uses when given no file."""
+    return resources.files("extender.policy").joinpath("default-policy.yaml").read_text(encoding="utf-8")
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate the policy at ``path`` (the embedded default if None)."""
+    if path is None:
+        return load_policy_text(default_policy_text(), DEFAULT_POLICY_SOURCE)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError([f"cannot read policy file: {exc.strerror or exc}"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError([f"policy file is not UTF-8 text: {exc.reason}"], str(path)) from None
+    return load_policy_text(text, str(path))
+
+
+def load_policy_text(text: str, source: str = "<inline>") -> Policy:
+    """Validate policy YAML text; raise :class:`PolicyError` listing every problem."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError([f"not valid YAML: {_yaml_problem(exc)}"], source) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise PolicyError([f"(top level): must be a mapping, got {type(document).__name__}"], source)
+    problems: list[str] = []
+    try:
+        data: dict[str, Any] = PolicySchema().load(document)
+    except ValidationError as exc:
+        problems.extend(flatten(exc.messages))
+        data = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+    predicates = _build_rules("predicate", "predicates", document, data, problems)
+    priorities = _build_rules("priority", "priorities", document, data, problems)
+    if problems:
+        raise PolicyError(problems, source)
+    scope = data["scope"]
+    return Policy(
+        scope=PodScope(
+            include_namespaces=frozenset(scope["namespaces"]["include"]),
+            exclude_namespaces=frozenset(scope["namespaces"]["excluded"]),
+            pod_selector=scope["pod_selector"] or LabelSelector(),
+            exclude_owner_kinds=frozenset(scope["exclude_owner_kinds"]),
+        ),
+        predicates=tuple(predicates),  # type: ignore[arg-type]
+        priorities=tuple(priorities),  # type: ignore[arg-type]
+        bind_enabled=data["bind"]["enabled"],
+        source=source,
+        digest=hashlib.sha256(text.encode()).hexdigest()[:16],
+    )
+
+
+def _build_rules(
+    kind: Kind, section: str, document: dict[str, Any], data: dict[str, Any], problems: list[str]
+) -> list[ConfiguredRule[Rule]]:
+    """Resolve each entry's type and validate its params with the rule's own schema."""
+    raw_entries = document.get(section)
+    if not isinstance(raw_entries, list):
+        return []
+    loaded = data.get(section) if isinstance(data.get(section), list) else None
+    built: list[ConfiguredRule[Rule]] = []
+    for index, raw in enumerate(raw_entries):
+        where = f"{section}[{index}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or not raw["type"]:
+            continue  # the structure check already reported it
+        entry = loaded[index] if loaded is not None and index < len(loaded) else None
+        try:
+            cls = resolve(kind, raw["type"])
+        except UnknownRuleError as exc:
+            problems.append(f"{where}.type: {exc}")
+            continue
+        params = raw.get("params") or {}
+        if not isinstance(params, dict):
+            continue  # reported by the structure check
+        try:
+            loaded_params = cls.params_schema().load(params)
+        except ValidationError as exc:
+            problems.extend(flatten(exc.messages, f"{where}.params"))
+            continue
+        try:
+            rule = cls(loaded_params)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{where}.params: {exc}")
+            continue
+        if problems or entry is None or not entry["enabled"]:
+            continue  # the policy is invalid anyway (problems are raised), or the rule is off
+        built.append(
+            ConfiguredRule(
+                name=entry.get("name") or raw["type"],
+                rule=rule,
+                mode=entry["mode"],
+                on_error=entry["on_error"],
+                weight=float(entry.get("weight", 1.0)),
+            )
+        )
+    return built
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(problem)
+
+
+__all__ = ["DEFAULT_POLICY_SOURCE", "PolicyError", "default_policy_text", "load_policy", "load_policy_text"]
