@@ -1,0 +1,535 @@
+"""The wire codec: kube-scheduler's JSON <-> views and decisions. The only module that knows JSON.
+
+kube-scheduler's extender types carry no JSON tags, so their keys are Go field names
+(PascalCase: ``Pod``, ``Nodes``, ``NodeNames``, ``FailedNodes``...) while the embedded
+Kubernetes objects use their normal camelCase tags. The fast path decodes exactly that
+with msgspec, reading only the fields rules use and keeping each node's original bytes
+(``msgspec.Raw``) so filter can echo passing nodes without re-encoding them. Requests
+whose envelope keys are spelled differently (``pod``, ``nodeNames``: humans with curl)
+take a lenient path that matches envelope keys case-insensitively, as Go's decoder does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import UNSET, Raw, Struct, UnsetType
+
+from extender.engine.decisions import Victims
+from extender.view import (
+    Condition,
+    ContainerResources,
+    NodeSystemInfo,
+    NodeView,
+    OwnerReference,
+    PodView,
+    Taint,
+    Toleration,
+)
+
+Quantities = dict[str, str | int | float]
+
+
+class WireError(ValueError):
+    """The request body is not a valid extender request; the message names the problem."""
+
+
+# -- Kubernetes objects: only the fields the views expose -----------------------------------
+
+
+class _Meta(Struct, gc=False):
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    creationTimestamp: str | None = None
+    ownerReferences: tuple[OwnerReference, ...] | None = None
+
+
+class _NodeSpec(Struct, gc=False):
+    unschedulable: bool | None = None
+    taints: tuple[Taint, ...] | None = None
+    providerID: str | None = None
+
+
+class _NodeStatus(Struct, gc=False):
+    capacity: Quantities | None = None
+    allocatable: Quantities | None = None
+    conditions: tuple[Condition, ...] | None = None
+    nodeInfo: NodeSystemInfo | None = None
+
+
+class _Node(Struct, gc=False):
+    metadata: _Meta | None = None
+    spec: _NodeSpec | None = None
+    status: _NodeStatus | None = None
+
+
+class _Resources(Struct, gc=False):
+    requests: Quantities | None = None
+    limits: Quantities | None = None
+
+
+class _Container(Struct, gc=False):
+    name: str = ""
+    resources: _Resources | None = None
+    restartPolicy: str | None = None
+
+
+class _PodSpec(Struct, gc=False):
+    containers: tuple[_Container, ...] | None = None
+    initContainers: tuple[_Container, ...] | None = None
+    overhead: Quantities | None = None
+    resources: _Resources | None = None
+    priority: int | None = None
+    priorityClassName: str | None = None
+    schedulerName: str | None = None
+    nodeName: str | None = None
+    nodeSelector: dict[str, str] | None = None
+    tolerations: tuple[Toleration, ...] | None = None
+
+
+class _Pod(Struct, gc=False):
+    metadata: _Meta | None = None
+    spec: _PodSpec | None = None
+
+
+# -- extender envelopes, fast path (exact PascalCase keys) ----------------------------------
+
+
+class _NodeList(Struct, gc=False):
+    items: list[Raw] | None = None
+
+
+# msgspec cannot put Raw in a union: an empty Raw stands for "key absent".
+_ABSENT = Raw()
+
+
+class _ExtenderArgs(Struct, gc=False):
+    Pod: Raw = _ABSENT
+    Nodes: _NodeList | list[Raw] | None | UnsetType = UNSET
+    NodeNames: list[str] | None | UnsetType = UNSET
+
+
+class _VictimPodMeta(Struct, gc=False):
+    uid: str = ""
+
+
+class _VictimPod(Struct, gc=False):
+    metadata: _VictimPodMeta | None = None
+
+
+class _Victims(Struct, gc=False):
+    Pods: list[_VictimPod] | None = None
+    NumPDBViolations: int = 0
+
+
+class _MetaPod(Struct, gc=False):
+    UID: str = ""
+
+
+class _MetaVictims(Struct, gc=False):
+    Pods: list[_MetaPod] | None = None
+    NumPDBViolations: int = 0
+
+
+class _PreemptionArgs(Struct, gc=False):
+    Pod: Raw = _ABSENT
+    NodeNameToVictims: dict[str, _Victims | None] | None | UnsetType = UNSET
+    NodeNameToMetaVictims: dict[str, _MetaVictims | None] | None | UnsetType = UNSET
+
+
+class _BindingArgs(Struct, gc=False):
+    PodName: str | UnsetType = UNSET
+    PodNamespace: str | UnsetType = UNSET
+    PodUID: str | UnsetType = UNSET
+    Node: str | UnsetType = UNSET
+
+
+# -- replies --------------------------------------------------------------------------------
+
+
+class _NodeListReply(Struct, gc=False):
+    metadata: dict[str, Any]
+    items: Sequence[Raw]
+
+
+class _FilterReply(Struct, gc=False):
+    Nodes: _NodeListReply | None
+    NodeNames: Sequence[str] | None
+    FailedNodes: Mapping[str, str]
+    FailedAndUnresolvableNodes: Mapping[str, str]
+    Error: str
+
+
+class _HostPriority(Struct, gc=False, array_like=False):
+    Host: str
+    Score: int
+
+
+class _MetaVictimsReply(Struct, gc=False):
+    Pods: list[_MetaPod]
+    NumPDBViolations: int
+
+
+class _PreemptReply(Struct, gc=False):
+    NodeNameToMetaVictims: dict[str, _MetaVictimsReply]
+
+
+class _BindReply(Struct, gc=False):
+    Error: str
+
+
+# -- decoded requests -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtenderArgs:
+    """A filter/prioritize request. Exactly one of ``node_items``/``node_names`` is set."""
+
+    pod: PodView
+    #: full-node mode: each node's original JSON, in request order
+    node_items: Sequence[Raw] | None
+    #: names mode (``nodeCacheCapable: true``)
+    node_names: Sequence[str] | None
+
+    @property
+    def full_nodes(self) -> bool:
+        return self.node_items is not None
+
+
+@dataclass(frozen=True)
+class PreemptionArgs:
+    """A preempt request, victims reduced to UIDs whichever form the scheduler sent."""
+
+    pod: PodView
+    candidates: Mapping[str, Victims]
+    #: True if the scheduler sent ``NodeNameToMetaVictims`` (names mode)
+    meta: bool
+
+
+@dataclass(frozen=True)
+class BindingArgs:
+    """A bind request."""
+
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    node: str
+
+
+T = TypeVar("T")
+
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+_encoder = msgspec.json.Encoder()
+
+
+def _decode(data: bytes | Raw, kind: type[T], where: str) -> T:
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    try:
+        return decoder.decode(data)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise WireError(_locate(str(exc), where)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError(f"{where}: {exc}" if where != "body" else f"request body is not valid JSON: {exc}") from None
+
+
+def _locate(message: str, where: str) -> str:
+    """``Expected `str`, got `int` - at `$.metadata.name``` -> ``Pod.metadata.name: expected `str`...``."""
+    text, sep, path = message.rpartition(" - at `$")
+    if not sep:
+        return f"{'request body' if where == 'body' else where}: {message[:1].lower()}{message[1:]}"
+    path = path.rstrip("`")
+    prefix = "" if where == "body" else where
+    location = f"{prefix}{path}".lstrip(".") or ("request body" if where == "body" else where)
+    return f"{location}: {text[:1].lower()}{text[1:]}"
+
+
+def _is_null(raw: Raw) -> bool:
+    return len(raw) == 4 and bytes(raw) == b"null"
+
+
+# -- views ----------------------------------------------------------------------------------
+
+
+def node_view(node: _Node) -> NodeView:
+    meta = node.metadata or _Meta()
+    spec = node.spec or _NodeSpec()
+    status = node.status or _NodeStatus()
+    return NodeView(
+        meta.name,
+        uid=meta.uid,
+        labels=meta.labels or {},
+        annotations=meta.annotations or {},
+        creation_timestamp=meta.creationTimestamp,
+        owner_references=meta.ownerReferences or (),
+        unschedulable=bool(spec.unschedulable),
+        taints=spec.taints or (),
+        conditions=status.conditions or (),
+        allocatable=status.allocatable or {},
+        capacity=status.capacity or {},
+        node_info=status.nodeInfo or NodeSystemInfo(),
+        provider_id=spec.providerID or "",
+    )
+
+
+def decode_node(data: bytes | Raw, where: str = "node") -> NodeView:
+    """Decode one Node object (from a request, a list or a watch event) into a view."""
+    return node_view(_decode(data, _Node, where))
+
+
+def decode_nodes(items: Sequence[Raw]) -> list[NodeView]:
+    """Views of the node items of a full-node request; a node without a name is an error."""
+    views = []
+    for index, item in enumerate(items):
+        view = decode_node(item, f"Nodes.items[{index}]")
+        if not view.name:
+            raise WireError(f"Nodes.items[{index}].metadata.name: required")
+        views.append(view)
+    return views
+
+
+class _NameOnlyMeta(Struct, gc=False):
+    name: str = ""
+
+
+class _NameOnly(Struct, gc=False):
+    metadata: _NameOnlyMeta | None = None
+
+
+def decode_node_names(items: Sequence[Raw]) -> list[str]:
+    """Just the names of a full-node request's nodes (cheaper than full views)."""
+    names = []
+    for index, item in enumerate(items):
+        node = _decode(item, _NameOnly, f"Nodes.items[{index}]")
+        if node.metadata is None or not node.metadata.name:
+            raise WireError(f"Nodes.items[{index}].metadata.name: required")
+        names.append(node.metadata.name)
+    return names
+
+
+def _container(container: _Container) -> ContainerResources:
+    resources = container.resources or _Resources()
+    return ContainerResources(
+        name=container.name,
+        requests=resources.requests or {},
+        limits=resources.limits or {},
+        restart_policy=container.restartPolicy,
+    )
+
+
+def decode_pod(data: bytes | Raw, where: str = "Pod") -> PodView:
+    """Decode a Pod object into a view."""
+    pod = _decode(data, _Pod, where)
+    if pod.metadata is None:
+        raise WireError(f"{where}.metadata: required")
+    meta = pod.metadata
+    spec = pod.spec or _PodSpec()
+    pod_resources = spec.resources
+    return PodView(
+        meta.name,
+        meta.namespace or "default",
+        uid=meta.uid,
+        labels=meta.labels or {},
+        annotations=meta.annotations or {},
+        creation_timestamp=meta.creationTimestamp,
+        owner_references=meta.ownerReferences or (),
+        priority=spec.priority,
+        priority_class_name=spec.priorityClassName or "",
+        scheduler_name=spec.schedulerName or "",
+        node_name=spec.nodeName or "",
+        node_selector=spec.nodeSelector or {},
+        tolerations=spec.tolerations or (),
+        containers=tuple(_container(c) for c in spec.containers or ()),
+        init_containers=tuple(_container(c) for c in spec.initContainers or ()),
+        overhead=spec.overhead or {},
+        pod_resources=_container(_Container(resources=pod_resources)) if pod_resources else None,
+    )
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def _lenient_envelope(body: bytes, canonical: Iterable[str]) -> dict[str, Raw]:
+    """Top-level keys matched case-insensitively to ``canonical`` (Go's decoder does the same)."""
+    fields = _decode(body, dict[str, Raw], "body")
+    names = {name.lower(): name for name in canonical}
+    envelope: dict[str, Raw] = {}
+    for key, value in fields.items():
+        name = names.get(key.lower())
+        if name is not None:
+            envelope[name] = value
+    return envelope
+
+
+def _require_pod(raw: Raw) -> PodView:
+    if len(raw) == 0:
+        raise WireError("Pod: required (the pod being scheduled)")
+    if _is_null(raw):
+        raise WireError("Pod: must be a Pod object, got null")
+    return decode_pod(raw)
+
+
+def decode_extender_args(body: bytes) -> ExtenderArgs:
+    """Decode a filter or prioritize request body."""
+    args = _decode(body, _ExtenderArgs, "body")
+    if len(args.Pod) == 0 or (args.Nodes is UNSET and args.NodeNames is UNSET):
+        envelope = _lenient_envelope(body, ("Pod", "Nodes", "NodeNames"))
+        args = _ExtenderArgs(
+            Pod=envelope.get("Pod", _ABSENT),
+            Nodes=_decode(envelope["Nodes"], _NodeList | list[Raw] | None, "Nodes") if "Nodes" in envelope else UNSET,  # type: ignore[arg-type]
+            NodeNames=_decode(envelope["NodeNames"], list[str] | None, "NodeNames") if "NodeNames" in envelope else UNSET,  # type: ignore[arg-type]
+        )
+    pod = _require_pod(args.Pod)
+    nodes = args.Nodes if not isinstance(args.Nodes, UnsetType) else None
+    names = args.NodeNames if not isinstance(args.NodeNames, UnsetType) else None
+    if nodes is not None:
+        items = nodes.items if isinstance(nodes, _NodeList) else nodes
+        return ExtenderArgs(pod=pod, node_items=items or [], node_names=None)
+    if names is not None:
+        return ExtenderArgs(pod=pod, node_items=None, node_names=names)
+    raise WireError("Nodes or NodeNames: one of them must be set (both are missing or null)")
+
+
+def _victims_from_pods(node: str, victims: _Victims | None) -> Victims:
+    pods = victims.Pods if victims is not None else None
+    uids = tuple(p.metadata.uid for p in pods or () if p.metadata is not None and p.metadata.uid)
+    return Victims(uids, victims.NumPDBViolations if victims is not None else 0)
+
+
+def _victims_from_meta(node: str, victims: _MetaVictims | None) -> Victims:
+    pods = victims.Pods if victims is not None else None
+    uids = tuple(p.UID for p in pods or () if p.UID)
+    return Victims(uids, victims.NumPDBViolations if victims is not None else 0)
+
+
+def _lenient_preemption(body: bytes) -> _PreemptionArgs:
+    """Case-insensitive preempt envelope, down to the Victims and MetaPod keys."""
+    envelope = _lenient_envelope(body, ("Pod", "NodeNameToVictims", "NodeNameToMetaVictims"))
+
+    def victims_map(key: str, victims_keys: tuple[str, ...], pod_keys: tuple[str, ...]) -> Any:
+        raw = envelope.get(key)
+        if raw is None:
+            return UNSET
+        nodes: dict[str, dict[str, Any]] | None = _decode(raw, dict[str, dict[str, Any]] | None, key)  # type: ignore[arg-type]
+        if nodes is None:
+            return None
+        canonical = {k.lower(): k for k in victims_keys}
+        pod_canonical = {k.lower(): k for k in pod_keys}
+        fixed: dict[str, Any] = {}
+        for node, victims in nodes.items():
+            entry = {canonical.get(k.lower(), k): v for k, v in victims.items()}
+            if isinstance(entry.get("Pods"), list):
+                entry["Pods"] = [
+                    {pod_canonical.get(k.lower(), k): v for k, v in p.items()} if isinstance(p, dict) else p
+                    for p in entry["Pods"]
+                ]
+            fixed[node] = entry
+        return fixed
+
+    def convert(value: Any, kind: Any, key: str) -> Any:
+        if value is UNSET:
+            return UNSET
+        try:
+            return msgspec.convert(value, kind)
+        except msgspec.ValidationError as exc:
+            raise WireError(_locate(str(exc), key)) from None
+
+    return _PreemptionArgs(
+        Pod=envelope.get("Pod", _ABSENT),
+        NodeNameToVictims=convert(
+            victims_map("NodeNameToVictims", ("Pods", "NumPDBViolations"), ()),
+            dict[str, _Victims | None] | None,
+            "NodeNameToVictims",
+        ),
+        NodeNameToMetaVictims=convert(
+            victims_map("NodeNameToMetaVictims", ("Pods", "NumPDBViolations"), ("UID",)),
+            dict[str, _MetaVictims | None] | None,
+            "NodeNameToMetaVictims",
+        ),
+    )
+
+
+def decode_preemption_args(body: bytes) -> PreemptionArgs:
+    """Decode a preempt request; full victim pods and meta victims both become UIDs."""
+    args = _decode(body, _PreemptionArgs, "body")
+    if len(args.Pod) == 0 or (args.NodeNameToVictims is UNSET and args.NodeNameToMetaVictims is UNSET):
+        args = _lenient_preemption(body)
+    pod = _require_pod(args.Pod)
+    meta = args.NodeNameToMetaVictims
+    full = args.NodeNameToVictims
+    if isinstance(meta, dict):
+        return PreemptionArgs(pod, {n: _victims_from_meta(n, v) for n, v in meta.items()}, meta=True)
+    if isinstance(full, dict):
+        return PreemptionArgs(pod, {n: _victims_from_pods(n, v) for n, v in full.items()}, meta=False)
+    raise WireError("NodeNameToVictims or NodeNameToMetaVictims: one of them must be set (both are missing or null)")
+
+
+def decode_binding_args(body: bytes) -> BindingArgs:
+    """Decode a bind request; every field is required."""
+    args = _decode(body, _BindingArgs, "body")
+    names = ("PodName", "PodNamespace", "PodUID", "Node")
+    if any(getattr(args, n) is UNSET for n in names):
+        envelope = _lenient_envelope(body, names)
+        values = {n: _decode(envelope[n], str, n) for n in names if n in envelope}
+        args = _BindingArgs(**values)
+    missing = [n for n in names if getattr(args, n) is UNSET or not getattr(args, n)]
+    if missing:
+        raise WireError(f"{', '.join(missing)}: required")
+    return BindingArgs(str(args.PodName), str(args.PodNamespace), str(args.PodUID), str(args.Node))
+
+
+# -- replies --------------------------------------------------------------------------------
+
+
+def encode_filter_reply(
+    *,
+    node_items: Sequence[Raw] | None = None,
+    node_names: Sequence[str] | None = None,
+    failed: Mapping[str, str] | None = None,
+    unresolvable: Mapping[str, str] | None = None,
+    error: str = "",
+) -> bytes:
+    """``ExtenderFilterResult``. Full-node mode must answer ``Nodes`` (passing nodes echoed
+    byte for byte); names mode answers ``NodeNames``. Both null means "no node passes"."""
+    reply = _FilterReply(
+        Nodes=_NodeListReply(metadata={}, items=node_items) if node_items is not None else None,
+        NodeNames=node_names,
+        FailedNodes=failed or {},
+        FailedAndUnresolvableNodes=unresolvable or {},
+        Error=error,
+    )
+    return _encoder.encode(reply)
+
+
+def encode_host_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
+    """``HostPriorityList``: a bare JSON array of ``{"Host", "Score"}`` with integer scores."""
+    return _encoder.encode([_HostPriority(host, int(score)) for host, score in scores])
+
+
+def encode_preempt_reply(kept: Mapping[str, Victims]) -> bytes:
+    """``ExtenderPreemptionResult``: always ``NodeNameToMetaVictims`` (victim UIDs)."""
+    return _encoder.encode(
+        _PreemptReply(
+            {
+                node: _MetaVictimsReply([_MetaPod(uid) for uid in victims.uids], victims.num_pdb_violations)
+                for node, victims in kept.items()
+            }
+        )
+    )
+
+
+def encode_bind_reply(error: str = "") -> bytes:
+    """``ExtenderBindingResult``."""
+    return _encoder.encode(_BindReply(error))
+
+
+def encode_json(value: Any) -> bytes:
+    """Plain JSON for the non-protocol endpoints (errors, probes, version)."""
+    return _encoder.encode(value)

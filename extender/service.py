@@ -1,0 +1,275 @@
+"""The extender verbs: decode a request, ask the engine, log the decision, encode the reply.
+
+Sits between the HTTP layer (which only moves bytes and status codes) and the engine
+(which only sees views). Bad input raises :class:`~extender.codec.WireError`; every
+protocol-level outcome is a reply body kube-scheduler accepts (HTTP 200).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal, Protocol
+
+from extender import codec
+from extender.engine import Engine, FilterDecision, Policy, PreemptDecision, RuleFailure, ScoreDecision
+from extender.sdk.rules import Context
+from extender.view import NodeView, PodView
+
+log = logging.getLogger("extender.decisions")
+
+UnknownNodes = Literal["fail", "pass"]
+UNKNOWN_NODE_REASON = "node(s) unknown to the extender (not in its node cache)"
+#: how many node names a log line lists before summarising
+_LOG_NODES = 10
+
+
+class NodeSource(Protocol):
+    """Where names-mode requests find nodes (the node watch cache)."""
+
+    def get(self, name: str) -> NodeView | None: ...
+
+
+class BindError(Exception):
+    """Binding failed; the message goes to kube-scheduler in ``Error``."""
+
+
+class Binder(Protocol):
+    """Creates the pod's Binding in the API server."""
+
+    def bind(self, namespace: str, name: str, uid: str, node: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Behaviour that is deployment configuration rather than policy."""
+
+    #: names mode: what to do with a node name the cache does not know
+    unknown_nodes: UnknownNodes = "fail"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _names(mapping: dict[str, str] | Sequence[str]) -> str:
+    items = list(mapping.items()) if isinstance(mapping, dict) else [(n, "") for n in mapping]
+    shown = ", ".join(f"{n} ({r})" if r else n for n, r in items[:_LOG_NODES])
+    more = len(items) - _LOG_NODES
+    return shown + (f", +{more} more" if more > 0 else "")
+
+
+class ExtenderService:
+    """One instance per worker; safe to call from several threads at once."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        nodes: NodeSource | None = None,
+        binder: Binder | None = None,
+        options: ServiceOptions = ServiceOptions(),
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.policy = policy
+        self.engine = Engine(policy)
+        self.nodes = nodes
+        self.binder = binder
+        self.options = options
+        self.clock = clock
+
+    def _context(self) -> Context:
+        return Context(now=self.clock())
+
+    def _lookup(self, name: str) -> NodeView | None:
+        return self.nodes.get(name) if self.nodes is not None else None
+
+    def _resolve_names(self, names: Sequence[str]) -> tuple[list[NodeView], list[int], list[str]]:
+        """Known views, their positions in ``names``, and the unknown names."""
+        views: list[NodeView] = []
+        positions: list[int] = []
+        unknown: list[str] = []
+        for position, name in enumerate(names):
+            view = self._lookup(name)
+            if view is None:
+                unknown.append(name)
+            else:
+                views.append(view)
+                positions.append(position)
+        return views, positions, unknown
+
+    # -- filter -------------------------------------------------------------------------
+
+    def filter(self, body: bytes) -> bytes:
+        """Answer ``ExtenderArgs`` with ``ExtenderFilterResult``."""
+        started = time.perf_counter()
+        args = codec.decode_extender_args(body)
+        pod, ctx = args.pod, self._context()
+        if args.node_items is not None:
+            items = args.node_items
+            if not self.engine.in_scope(pod):
+                self._log_out_of_scope("filter", pod, len(items), started)
+                return codec.encode_filter_reply(node_items=items)
+            decision = self.engine.filter(pod, codec.decode_nodes(items), ctx)
+            self._log_filter(pod, len(items), decision, started)
+            return codec.encode_filter_reply(
+                node_items=[items[i] for i in decision.passed],
+                failed=decision.failed,
+                unresolvable=decision.unresolvable,
+            )
+        names = args.node_names or []
+        if not self.engine.in_scope(pod):
+            self._log_out_of_scope("filter", pod, len(names), started)
+            return codec.encode_filter_reply(node_names=names)
+        views, positions, unknown = self._resolve_names(names)
+        decision = self.engine.filter(pod, views, ctx)
+        passing = {positions[i] for i in decision.passed}
+        unresolvable = dict(decision.unresolvable)
+        if self.options.unknown_nodes == "pass":
+            unknown_names = set(unknown)
+            passing.update(i for i, name in enumerate(names) if name in unknown_names)
+        else:
+            unresolvable.update((name, UNKNOWN_NODE_REASON) for name in unknown)
+        decision = FilterDecision(
+            True, sorted(passing), decision.failed, unresolvable, decision.shadow_rejections, decision.failures
+        )
+        self._log_filter(pod, len(names), decision, started)
+        return codec.encode_filter_reply(
+            node_names=[names[i] for i in decision.passed],
+            failed=decision.failed,
+            unresolvable=unresolvable,
+        )
+
+    # -- prioritize ---------------------------------------------------------------------
+
+    def prioritize(self, body: bytes) -> bytes:
+        """Answer ``ExtenderArgs`` with a ``HostPriorityList`` (bare array, ints 0..10)."""
+        started = time.perf_counter()
+        args = codec.decode_extender_args(body)
+        pod, ctx = args.pod, self._context()
+        if args.node_items is not None:
+            if not self.engine.in_scope(pod):
+                names = codec.decode_node_names(args.node_items)
+                self._log_out_of_scope("prioritize", pod, len(names), started)
+                return codec.encode_host_priorities((n, 0) for n in names)
+            views = codec.decode_nodes(args.node_items)
+            decision = self.engine.prioritize(pod, views, ctx)
+            self._log_prioritize(pod, [v.name for v in views], decision, started)
+            return codec.encode_host_priorities(zip((v.name for v in views), decision.scores))
+        names = list(args.node_names or [])
+        if not self.engine.in_scope(pod):
+            self._log_out_of_scope("prioritize", pod, len(names), started)
+            return codec.encode_host_priorities((n, 0) for n in names)
+        views, positions, _ = self._resolve_names(names)
+        decision = self.engine.prioritize(pod, views, ctx)
+        scores = [0] * len(names)  # unknown nodes get the lowest score
+        for index, score in zip(positions, decision.scores):
+            scores[index] = score
+        self._log_prioritize(pod, names, ScoreDecision(True, scores, decision.breakdown, {}, decision.failures), started)
+        return codec.encode_host_priorities(zip(names, scores))
+
+    # -- preempt ------------------------------------------------------------------------
+
+    def preempt(self, body: bytes) -> bytes:
+        """Answer ``ExtenderPreemptionArgs`` with ``NodeNameToMetaVictims``, whatever form came in."""
+        started = time.perf_counter()
+        args = codec.decode_preemption_args(body)
+        decision = self.engine.preempt(args.pod, args.candidates, self._lookup, self._context())
+        self._log_preempt(args.pod, len(args.candidates), decision, started)
+        return codec.encode_preempt_reply(decision.kept)
+
+    # -- bind ---------------------------------------------------------------------------
+
+    def bind(self, body: bytes) -> bytes:
+        """Answer ``ExtenderBindingArgs`` with ``ExtenderBindingResult``."""
+        args = codec.decode_binding_args(body)
+        where = f"pod={args.pod_namespace}/{args.pod_name} node={args.node}"
+        if not self.policy.bind_enabled:
+            log.warning("bind refused, not enabled in the policy: %s", where)
+            return codec.encode_bind_reply(
+                "bind is not configured on this extender (set bind.enabled: true in the policy), "
+                "or remove bindVerb from the KubeSchedulerConfiguration"
+            )
+        if self.binder is None:
+            log.error("bind enabled but no Kubernetes API client is configured: %s", where)
+            return codec.encode_bind_reply(
+                "bind is enabled in the policy but the extender has no Kubernetes API access configured"
+            )
+        try:
+            self.binder.bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node)
+        except BindError as exc:
+            log.warning("bind failed: %s: %s", where, exc)
+            return codec.encode_bind_reply(str(exc))
+        log.info("bound %s", where)
+        return codec.encode_bind_reply("")
+
+    # -- decision log -------------------------------------------------------------------
+
+    @staticmethod
+    def _elapsed(started: float) -> str:
+        return f"{(time.perf_counter() - started) * 1000:.2f}ms"
+
+    def _log_out_of_scope(self, verb: str, pod: PodView, count: int, started: float) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s pod=%s/%s out of policy scope: %d node(s) untouched took=%s",
+                verb, pod.namespace, pod.name, count, self._elapsed(started),
+            )
+
+    def _log_failures(self, verb: str, pod: PodView, failures: Sequence[RuleFailure]) -> None:
+        for f in failures:
+            log.warning(
+                "%s pod=%s/%s rule=%s raised on %d evaluation(s), %s: %s",
+                verb, pod.namespace, pod.name, f.rule, f.count, f.action, f.first_message,
+            )
+
+    def _log_filter(self, pod: PodView, count: int, d: FilterDecision, started: float) -> None:
+        log.info(
+            "filter pod=%s/%s nodes=%d passed=%d failed=%d unresolvable=%d took=%s",
+            pod.namespace, pod.name, count, len(d.passed), len(d.failed), len(d.unresolvable),
+            self._elapsed(started),
+        )
+        if log.isEnabledFor(logging.DEBUG) and (d.failed or d.unresolvable):
+            log.debug("filter pod=%s/%s rejected: %s", pod.namespace, pod.name, _names({**d.failed, **d.unresolvable}))
+        for rule, would in d.shadow_rejections.items():
+            log.info(
+                "shadow predicate=%s pod=%s/%s would reject %d/%d node(s)%s",
+                rule, pod.namespace, pod.name, len(would), count, f": {_names(dict(would))}" if would else "",
+            )
+        self._log_failures("filter", pod, d.failures)
+
+    def _log_prioritize(self, pod: PodView, names: Sequence[str], d: ScoreDecision, started: float) -> None:
+        best = max(range(len(names)), key=lambda i: d.scores[i], default=None)
+        log.info(
+            "prioritize pod=%s/%s nodes=%d best=%s took=%s",
+            pod.namespace, pod.name, len(names),
+            f"{names[best]}:{d.scores[best]}" if best is not None else "-", self._elapsed(started),
+        )
+        if log.isEnabledFor(logging.DEBUG):
+            for rule, column in d.breakdown.items():
+                log.debug(
+                    "prioritize pod=%s/%s rule=%s normalised=%s", pod.namespace, pod.name, rule,
+                    ", ".join(f"{n}:{s:.1f}" for n, s in list(zip(names, column))[:_LOG_NODES]),
+                )
+        for rule, scores in d.shadow_scores.items():
+            changed = [n for n, a, b in zip(names, d.scores, scores) if a != b]
+            shadow_best = max(range(len(names)), key=lambda i: scores[i], default=None)
+            log.info(
+                "shadow priority=%s pod=%s/%s would change %d/%d score(s); best would be %s",
+                rule, pod.namespace, pod.name, len(changed), len(names),
+                f"{names[shadow_best]}:{scores[shadow_best]}" if shadow_best is not None else "-",
+            )
+        self._log_failures("prioritize", pod, d.failures)
+
+    def _log_preempt(self, pod: PodView, count: int, d: PreemptDecision, started: float) -> None:
+        log.info(
+            "preempt pod=%s/%s candidates=%d kept=%d dropped=%d unevaluated=%d took=%s",
+            pod.namespace, pod.name, count, len(d.kept), len(d.dropped), len(d.unevaluated),
+            self._elapsed(started),
+        )
+        if d.dropped and log.isEnabledFor(logging.DEBUG):
+            log.debug("preempt pod=%s/%s dropped: %s", pod.namespace, pod.name, _names(dict(d.dropped)))
+        self._log_failures("preempt", pod, d.failures)
