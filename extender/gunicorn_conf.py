@@ -1,0 +1,42 @@
+"""gunicorn settings for the extender, in one place (also usable as ``gunicorn -c python:extender.gunicorn_conf``).
+
+The values that matter for correctness were measured (python-stack.md §5.4, §7.3):
+- gthread keeps HTTP/1.1 connections alive, as kube-scheduler's Go client expects; sync
+  closes every connection (a TCP + TLS handshake per call).
+- keepalive above Go's 90 s IdleConnTimeout: with gunicorn's default of 2 s, 3 of 15 calls
+  spaced 2 s apart failed with "connection reset by peer" as the server closed the idle
+  connection under the client, and each such failure fails a pod's scheduling attempt.
+- No max_requests: recycling workers would drop keep-alive connections for nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+worker_class = "gthread"
+workers = 2
+threads = 4
+keepalive = 100
+# gthread's timeout is a heartbeat watchdog, not a request timeout (kube-scheduler's own
+# httpTimeout, 5 s by default, bounds each call).
+timeout = 30
+# Below Kubernetes' default terminationGracePeriodSeconds (30) minus a preStop sleep (5).
+graceful_timeout = 20
+max_requests = 0
+preload_app = True
+# The heartbeat file's fchmod must not hit a slow disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn >= 25.1 would create $HOME/.gunicorn/gunicorn.ctl; the image's root is read-only.
+control_socket_disable = True
+limit_request_line = 4094
+limit_request_fields = 100
+# A decision log line per request is written by the app; per-request access lines are noise.
+accesslog = None
+errorlog = "-"
+proc_name = "extender"
+
+SETTINGS = {
+    name: value
+    for name, value in dict(globals()).items()
+    if not name.startswith("_") and name not in ("annotations", "os", "SETTINGS") and value is not None
+}

@@ -1,0 +1,41 @@
+"""Running the app under gunicorn, configured from :mod:`extender.gunicorn_conf` and :class:`Settings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from extender import gunicorn_conf
+from extender.settings import Settings
+from extender.web import create_app
+
+
+class ExtenderServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn application whose settings come from our config module and Settings."""
+
+    def __init__(self, settings: Settings, app: Flask | None = None) -> None:
+        self.settings = settings
+        self._app = app
+        super().__init__()
+
+    def gunicorn_settings(self) -> dict[str, Any]:
+        values = dict(gunicorn_conf.SETTINGS)
+        values.update(
+            bind=[f"{self.settings.host}:{self.settings.port}"],
+            workers=self.settings.workers,
+            threads=self.settings.threads,
+            loglevel=self.settings.log_level.lower(),
+        )
+        return values
+
+    def load_config(self) -> None:
+        for key, value in self.gunicorn_settings().items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        if self._app is None:
+            self._app = create_app(self.settings)
+        return self._app

@@ -1,0 +1,74 @@
+"""Service settings: defaults, overridden by ``EXTENDER_*`` environment variables, then by flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+#: 5000 nodes of ~14 KiB each (percentageOfNodesToScore: 100) is ~73 MB; leave headroom.
+DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``extender serve`` can be told. Field ``x_y`` <- env ``EXTENDER_X_Y`` <- ``--x-y``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8888
+    workers: int = 2
+    threads: int = 4
+    #: policy file; None serves the embedded default policy
+    policy: str | None = None
+    url_prefix: str = "/scheduler"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: names mode: a node name the extender does not know is "fail"ed or "pass"ed
+    unknown_nodes: str = "fail"
+    log_level: str = "info"
+
+    @property
+    def normalised_prefix(self) -> str:
+        """The URL prefix with one leading slash and no trailing slash ("" for the root)."""
+        prefix = self.url_prefix.strip().strip("/")
+        return f"/{prefix}" if prefix else ""
+
+    def with_overrides(self, values: Mapping[str, Any]) -> Settings:
+        """A copy with the non-None entries of ``values`` applied."""
+        known = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in values.items() if v is not None and k in known})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by ``EXTENDER_*`` variables; raises ValueError naming a bad one."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"EXTENDER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            if f.type in ("int", int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"EXTENDER_{f.name.upper()}={raw!r}: must be an integer") from None
+            else:
+                values[f.name] = raw
+        return cls().with_overrides(values)
+
+    def validate(self) -> list[str]:
+        """Problems with these settings, as messages naming the setting."""
+        problems = []
+        if not 0 < self.port < 65536:
+            problems.append(f"port {self.port}: must be 1..65535")
+        if self.workers < 1:
+            problems.append(f"workers {self.workers}: must be at least 1")
+        if self.threads < 1:
+            problems.append(f"threads {self.threads}: must be at least 1")
+        if self.max_body_bytes < 1024:
+            problems.append(f"max body bytes {self.max_body_bytes}: must be at least 1024")
+        if self.unknown_nodes not in ("fail", "pass"):
+            problems.append(f"unknown nodes {self.unknown_nodes!r}: must be fail or pass")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+            problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
+        return problems
