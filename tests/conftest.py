@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,19 @@ from extender.policy import load_policy_text
 from extender.settings import Settings
 from extender.web import create_app
 
+
+def _fixtures_dir() -> Path:
+    """``../shared/fixtures`` beside the checkout (EXTENDER_FIXTURES overrides it)."""
+    candidates = [Path(os.environ["EXTENDER_FIXTURES"])] if os.environ.get("EXTENDER_FIXTURES") else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "fixtures", Path("/work/shared/fixtures")]
+    for candidate in candidates:
+        if (candidate / "README.md").is_file():
+            return candidate
+    raise RuntimeError(f"recorded fixtures not found in {', '.join(map(str, candidates))}; set EXTENDER_FIXTURES")
+
+
 #: recorded from a real kube-scheduler and kube-apiserver (see its README)
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = _fixtures_dir()
 SCHEDULER_VERSIONS = ("kube-scheduler-v1.24", "kube-scheduler-v1.30")
 
 

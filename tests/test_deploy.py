@@ -31,11 +31,11 @@ from extender.settings import Settings
 from extender.view import PodView
 from extender.web import create_app
 from extender.web.routes import VERBS
+from tests.conftest import FIXTURES
 from tests.test_dockerfile import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-FIXTURES = ROOT.parent / "shared" / "fixtures"
 FILTER_FIXTURE = FIXTURES / "kube-scheduler-v1.30" / "full-nodes" / "00001-filter-web-1.request.json"
 
 EXTENDER_IMAGE = "ghcr.io/extender-dev/extender"

@@ -33,13 +33,12 @@ import pytest
 
 from extender import gunicorn_conf
 from extender.settings import Settings
+from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-FIXTURE = (
-    ROOT.parent / "shared" / "fixtures" / "kube-scheduler-v1.30" / "full-nodes" / "00001-filter-web-1.request.json"
-)
+FIXTURE = FIXTURES / "kube-scheduler-v1.30" / "full-nodes" / "00001-filter-web-1.request.json"
 
 
 # -- parsing -----------------------------------------------------------------------------
