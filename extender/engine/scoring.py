@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-MAX_SCORE = 10
+from extender.sdk.rules import MAX_SCORE
+
 MIN_SCORE = 0
 #: normalised score given to a node when a priority failed on it with ``onError: allow``
 NEUTRAL_SCORE = MAX_SCORE / 2

@@ -53,7 +53,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from extender.k8s.selectors import LabelSelector
 from extender.sdk.params import LabelSelectorSchema, StrictString, one_of
 from extender.sdk.registry import priority
-from extender.sdk.rules import Context, Priority
+from extender.sdk.rules import MAX_SCORE, Context, Priority
 from extender.view import NodeView, PodView
 
 PER = ("node", "cpu", "memory")
@@ -61,9 +61,6 @@ PER = ("node", "cpu", "memory")
 _UNITS = {"cpu": ("cpu", Decimal(1)), "memory": ("memory", Decimal(2**30))}
 #: smallest allocatable (cores or GiB) a price is divided by; bounds unit prices
 FLOOR = 1.0
-#: the engine's normalised range, 0..SCALE (extender.engine.scoring.MAX_SCORE; rules may
-#: not import the engine)
-SCALE = 10
 #: normalised points kept between tiers in the worst case (a hair over 1 for float error)
 MIN_GAP = 1.001
 _NON_NEGATIVE = "must be a non-negative number"
@@ -222,7 +219,7 @@ def tier_offset(spread: float, pod_class: PodClass) -> float:
     gaps = bool(pod_class.prefer) + bool(pod_class.avoid)
     if spread <= 0:
         return 1.0  # equal unit prices: any positive offset separates
-    return spread * (SCALE + MIN_GAP) / (SCALE - MIN_GAP * gaps)
+    return spread * (MAX_SCORE + MIN_GAP) / (MAX_SCORE - MIN_GAP * gaps)
 
 
 @priority("node-cost")

@@ -17,6 +17,11 @@ from marshmallow import Schema
 from extender.view import NodeView, PodView
 
 
+#: Each priority is normalised to 0..MAX_SCORE across the candidate nodes, and the
+#: combined answer is an integer in 0..MAX_SCORE (kube-scheduler's MaxExtenderPriority).
+MAX_SCORE = 10
+
+
 class NoParams(Schema):
     """Params schema of a rule that takes no params (any key is an error)."""
 

@@ -11,11 +11,9 @@ from hypothesis import given, target
 from hypothesis import strategies as st
 
 from extender.engine import ConfiguredRule, Engine, Policy
-from extender.engine.scoring import MAX_SCORE
 from extender.policy import PolicyError, load_policy_text
 from extender.rules.node_cost import (
     MIN_GAP,
-    SCALE,
     NodeCostPriority,
     PodClass,
     price_spread,
@@ -105,7 +103,6 @@ def test_tier_offsets_are_the_smallest_keeping_a_point_between_tiers() -> None:
     assert tier_offset(spread, one_sided) == spread * (10 + MIN_GAP) / (10 - MIN_GAP)
     assert tier_offset(spread, two_sided) == spread * (10 + MIN_GAP) / (10 - 2 * MIN_GAP)
     assert tier_offset(0.0, one_sided) == 1.0
-    assert SCALE == MAX_SCORE
 
 
 def test_pod_classes_shift_preferred_and_avoided_capacity_types() -> None:
