@@ -13,13 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from sys import intern
 from typing import Any, TypeVar
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from extender.engine.decisions import Victims
+from extender.k8s.timefmt import parse_timestamp
 from extender.view import (
+    BoundPod,
     Condition,
     ContainerResources,
     NodeSystemInfo,
@@ -258,30 +262,80 @@ def _is_null(raw: Raw) -> bool:
 # -- views ----------------------------------------------------------------------------------
 
 
-def node_view(node: _Node) -> NodeView:
+def _interned(values: dict[str, str] | None) -> dict[str, str]:
+    return {intern(k): intern(v) for k, v in values.items()} if values else {}
+
+
+def _interned_keys(values: dict[str, str] | None) -> dict[str, str]:
+    # annotation values are often unique blobs: interning them would only cost time
+    return {intern(k): v if len(v) > 64 else intern(v) for k, v in values.items()} if values else {}
+
+
+def _compact_condition(c: Condition) -> Condition:
+    return Condition(
+        type=intern(c.type),
+        status=intern(c.status),
+        reason=intern(c.reason),
+        message=intern(c.message),
+        last_transition_time=intern(c.last_transition_time) if c.last_transition_time else None,
+    )
+
+
+def _compact_info(info: NodeSystemInfo | None) -> NodeSystemInfo:
+    if info is None:
+        return NodeSystemInfo()
+    # machine/system/boot IDs are per node; the versions and platform repeat across a cluster
+    return NodeSystemInfo(
+        kernel_version=intern(info.kernel_version),
+        os_image=intern(info.os_image),
+        container_runtime_version=intern(info.container_runtime_version),
+        kubelet_version=intern(info.kubelet_version),
+        kube_proxy_version=intern(info.kube_proxy_version),
+        operating_system=intern(info.operating_system),
+        architecture=intern(info.architecture),
+        machine_id=info.machine_id,
+        system_uuid=info.system_uuid,
+        boot_id=info.boot_id,
+    )
+
+
+def node_view(node: _Node, *, compact: bool = False) -> NodeView:
+    """The view of a decoded Node. ``compact`` shares the strings that repeat across a
+    cluster (label keys and values, condition texts, versions): a long-lived cache of
+    thousands of nodes then holds each once; a one-off request skips the extra work."""
     meta = node.metadata or _Meta()
     spec = node.spec or _NodeSpec()
     status = node.status or _NodeStatus()
+    if compact:
+        labels, annotations = _interned(meta.labels), _interned_keys(meta.annotations)
+        conditions = tuple(_compact_condition(c) for c in status.conditions or ())
+        allocatable, capacity = _interned(status.allocatable), _interned(status.capacity)  # type: ignore[arg-type]
+        info = _compact_info(status.nodeInfo)
+    else:
+        labels, annotations = meta.labels or {}, meta.annotations or {}
+        conditions = status.conditions or ()
+        allocatable, capacity = status.allocatable or {}, status.capacity or {}  # type: ignore[assignment]
+        info = status.nodeInfo or NodeSystemInfo()
     return NodeView(
         meta.name,
         uid=meta.uid,
-        labels=meta.labels or {},
-        annotations=meta.annotations or {},
+        labels=labels,
+        annotations=annotations,
         creation_timestamp=meta.creationTimestamp,
         owner_references=meta.ownerReferences or (),
         unschedulable=bool(spec.unschedulable),
         taints=spec.taints or (),
-        conditions=status.conditions or (),
-        allocatable=status.allocatable or {},
-        capacity=status.capacity or {},
-        node_info=status.nodeInfo or NodeSystemInfo(),
+        conditions=conditions,
+        allocatable=allocatable,
+        capacity=capacity,
+        node_info=info,
         provider_id=spec.providerID or "",
     )
 
 
-def decode_node(data: bytes | Raw, where: str = "node") -> NodeView:
+def decode_node(data: bytes | Raw, where: str = "node", *, compact: bool = False) -> NodeView:
     """Decode one Node object (from a request, a list or a watch event) into a view."""
-    return node_view(_decode(data, _Node, where))
+    return node_view(_decode(data, _Node, where), compact=compact)
 
 
 def decode_nodes(items: Sequence[Raw]) -> list[NodeView]:
@@ -329,7 +383,11 @@ def decode_pod(data: bytes | Raw, where: str = "Pod") -> PodView:
     pod = _decode(data, _Pod, where)
     if pod.metadata is None:
         raise WireError(f"{where}.metadata: required")
-    meta = pod.metadata
+    return _pod_view(pod)
+
+
+def _pod_view(pod: _Pod) -> PodView:
+    meta = pod.metadata or _Meta()
     spec = pod.spec or _PodSpec()
     pod_resources = spec.resources
     return PodView(
@@ -533,3 +591,160 @@ def encode_bind_reply(error: str = "") -> bytes:
 def encode_json(value: Any) -> bytes:
     """Plain JSON for the non-protocol endpoints (errors, probes, version)."""
     return _encoder.encode(value)
+
+
+# -- Kubernetes API objects (lists, watch events, Status, pods) -------------------------------
+
+
+class _ListMeta(Struct, gc=False):
+    resourceVersion: str = ""
+    #: pagination token ("continue" is a Python keyword)
+    continue_: str = msgspec.field(default="", name="continue")
+    remainingItemCount: int | None = None
+
+
+class _List(Struct, gc=False):
+    metadata: _ListMeta | None = None
+    items: list[Raw] | None = None
+
+
+class _ObjectMeta(Struct, gc=False):
+    resourceVersion: str = ""
+
+
+class _Object(Struct, gc=False):
+    metadata: _ObjectMeta | None = None
+
+
+class _WatchEvent(Struct, gc=False):
+    type: str
+    object: Raw
+
+
+class _Status(Struct, gc=False):
+    kind: str = ""
+    status: str = ""
+    message: str = ""
+    reason: str = ""
+    code: int = 0
+
+
+class _PodCondition(Struct, gc=False):
+    type: str = ""
+    status: str = ""
+    lastTransitionTime: str | None = None
+
+
+class _PodStatus(Struct, gc=False):
+    phase: str = ""
+    conditions: list[_PodCondition] | None = None
+
+
+class _PodWithStatus(Struct, gc=False):
+    metadata: _Meta | None = None
+    spec: _PodSpec | None = None
+    status: _PodStatus | None = None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a Kubernetes list: raw items, the list's resourceVersion, the continue token."""
+
+    items: Sequence[Raw]
+    resource_version: str
+    continue_token: str
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One line of a watch stream. ``object`` stays raw until the cache decodes what it keeps."""
+
+    type: str
+    object: Raw
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class ApiStatus:
+    """A ``metav1.Status`` (error bodies, watch ERROR events)."""
+
+    code: int
+    reason: str
+    message: str
+
+
+def decode_list(body: bytes) -> ListPage:
+    """A ``*List`` response page."""
+    page = _decode(body, _List, "list")
+    meta = page.metadata or _ListMeta()
+    return ListPage(page.items or [], meta.resourceVersion, meta.continue_, meta.remainingItemCount)
+
+
+def decode_watch_event(line: bytes) -> WatchEvent:
+    """One JSON line of a watch stream (ADDED, MODIFIED, DELETED, BOOKMARK or ERROR)."""
+    event = _decode(line, _WatchEvent, "watch event")
+    meta = _decode(event.object, _Object, "watch event object").metadata
+    return WatchEvent(event.type, event.object, meta.resourceVersion if meta else "")
+
+
+def decode_status(body: bytes | Raw) -> ApiStatus | None:
+    """The Status in an error body or ERROR event, or None if it is not one (e.g. plain text)."""
+    try:
+        status = msgspec.json.decode(body, type=_Status)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if status.kind != "Status":
+        return None
+    return ApiStatus(status.code, status.reason, status.message)
+
+
+def decode_pod_placement(body: bytes | Raw) -> tuple[str, str]:
+    """``(metadata.uid, spec.nodeName)`` of a Pod: what a binder checks after a conflict."""
+    pod = _decode(body, _PodWithStatus, "pod")
+    meta = pod.metadata or _Meta()
+    spec = pod.spec or _PodSpec()
+    return meta.uid, spec.nodeName or ""
+
+
+def decode_bound_pod(data: bytes | Raw) -> BoundPod | None:
+    """The pod cache's slim record of a pod, or None if it is not bound to a node."""
+    raw = _decode(data, _PodWithStatus, "pod")
+    spec = raw.spec or _PodSpec()
+    if not spec.nodeName:
+        return None
+    view = _pod_view(_Pod(metadata=raw.metadata or _Meta(), spec=spec))
+    scheduled = None
+    for condition in (raw.status.conditions if raw.status else None) or ():
+        if condition.type == "PodScheduled" and condition.status == "True" and condition.lastTransitionTime:
+            scheduled = condition.lastTransitionTime
+    return BoundPod(
+        uid=view.uid,
+        namespace=view.namespace,
+        name=view.name,
+        node_name=spec.nodeName,
+        requests=view.requests,
+        creation_timestamp=view.creation_timestamp,
+        scheduled_at=_timestamp(scheduled),
+    )
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        return None
+
+
+def encode_binding(namespace: str, name: str, uid: str, node: str) -> bytes:
+    """A ``v1.Binding``; ``metadata.uid`` makes the API server check it is still the same pod."""
+    return _encoder.encode(
+        {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+    )

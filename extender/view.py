@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -89,7 +90,13 @@ _EMPTY_INFO = NodeSystemInfo()
 
 
 def _parse_resources(raw: Mapping[str, str | int | float]) -> ResourceList:
-    return MappingProxyType({name: parse_quantity(value) for name, value in raw.items()})
+    return _parse_resource_items(tuple(raw.items()))
+
+
+@lru_cache(maxsize=1024)
+def _parse_resource_items(items: tuple[tuple[str, str | int | float], ...]) -> ResourceList:
+    # Shared, immutable result: nodes of one instance type report identical resources.
+    return MappingProxyType({name: parse_quantity(value) for name, value in items})
 
 
 def _add(into: dict[str, Decimal], more: Mapping[str, Decimal]) -> None:
@@ -101,6 +108,19 @@ def _max(into: dict[str, Decimal], other: Mapping[str, Decimal]) -> None:
     for name, value in other.items():
         if value > into.get(name, Decimal(0)):
             into[name] = value
+
+
+class BoundPod(msgspec.Struct, frozen=True, gc=False):
+    """A pod already placed on a node, as the pod cache keeps it (only what load accounting needs)."""
+
+    uid: str
+    namespace: str
+    name: str
+    node_name: str
+    requests: ResourceList
+    creation_timestamp: datetime | None = None
+    #: when the PodScheduled condition turned True (the bind), if reported
+    scheduled_at: datetime | None = None
 
 
 class NodeView:

@@ -1,0 +1,109 @@
+"""The cluster-state layer the service reads: node cache, optional pod cache, placements, binder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from extender.kube.binder import KubeBinder
+from extender.kube.client import KubeClient
+from extender.kube.config import ClusterConfig
+from extender.kube.placements import RecentPlacements
+from extender.kube.reflector import Reflector
+from extender.kube.stores import NodeStore, PodStore
+
+#: bound pods that still hold resources on their node
+BOUND_POD_SELECTOR = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    nodes: bool = True
+    pods: bool = False
+    bind: bool = False
+    api_timeout: float = 10.0
+    bind_timeout: float = 3.0
+    resync_period: float = 1800.0
+    page_size: int = 500
+
+
+class ClusterState:
+    """Owns the API clients and reflectors of one worker process.
+
+    Each cache gets its own client (its own connection): a long watch must not queue a bind
+    behind it. Start it in the process that serves (after gunicorn forks), not before.
+    """
+
+    def __init__(self, config: ClusterConfig, options: ClusterOptions = ClusterOptions()) -> None:
+        self.config = config
+        self.options = options
+        self.placements = RecentPlacements()
+        self.reflectors: list[Reflector[Any]] = []
+        self.nodes: NodeStore | None = None
+        self.pods: PodStore | None = None
+        self.binder: KubeBinder | None = None
+        if options.nodes:
+            nodes_reflector: Reflector[Any]
+            self.nodes = NodeStore(is_synced=lambda: nodes_reflector.synced.is_set())
+            nodes_reflector = self._reflector("nodes", "/api/v1/nodes", self.nodes, NodeStore.decode)
+        if options.pods:
+            self.pods = PodStore()
+            self._reflector(
+                "pods", "/api/v1/pods", self.pods, PodStore.decode, params={"fieldSelector": BOUND_POD_SELECTOR}
+            )
+        if options.bind:
+            self.binder = KubeBinder(self._client(), timeout=options.bind_timeout, placements=self.placements)
+
+    def _client(self) -> KubeClient:
+        return KubeClient(self.config, timeout=self.options.api_timeout)
+
+    def _reflector(self, name: str, path: str, store: Any, decode: Any, params: dict[str, str] | None = None) -> Reflector[Any]:
+        reflector: Reflector[Any] = Reflector(
+            name,
+            self._client(),
+            path,
+            store=store,
+            decode=decode,
+            params=params,
+            page_size=self.options.page_size,
+            resync_period=self.options.resync_period,
+        )
+        self.reflectors.append(reflector)
+        return reflector
+
+    def start(self) -> None:
+        for reflector in self.reflectors:
+            reflector.start()
+
+    def stop(self) -> None:
+        for reflector in self.reflectors:
+            reflector.stop()
+
+    def wait_synced(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(r.synced.wait(max(0.0, deadline - time.monotonic())) for r in self.reflectors)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once every cache has completed its first list."""
+        waiting = [r.name for r in self.reflectors if not r.synced.is_set()]
+        if waiting:
+            return False, f"waiting for the first list of: {', '.join(waiting)}"
+        return True, "caches synced" if self.reflectors else "no caches"
+
+    def health(self) -> dict[str, Any]:
+        """Per-cache state for /healthz: synced, size, resourceVersion, seconds since the last update."""
+        now = time.monotonic()
+        report: dict[str, Any] = {}
+        for r in self.reflectors:
+            status = r.status
+            report[r.name] = {
+                "synced": status.synced,
+                "items": status.items,
+                "resourceVersion": status.resource_version,
+                "ageSeconds": round(now - status.last_update, 3) if status.last_update is not None else None,
+                "lists": status.lists,
+                "events": status.events,
+                "lastError": status.last_error,
+            }
+        return report

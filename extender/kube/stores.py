@@ -1,0 +1,101 @@
+"""In-memory stores the reflectors fill: nodes by name, bound pods by UID with a per-node index."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from msgspec import Raw
+
+from extender import codec
+from extender.view import BoundPod, NodeView
+
+
+class NodeStore:
+    """Node views by name. Readers (request threads) never block: a relist swaps the whole
+    dict in one assignment, and single updates are single dict operations."""
+
+    def __init__(self, is_synced: Callable[[], bool] = lambda: True) -> None:
+        self._nodes: dict[str, NodeView] = {}
+        self._is_synced = is_synced
+
+    def get(self, name: str) -> NodeView | None:
+        return self._nodes.get(name)
+
+    @property
+    def ready(self) -> bool:
+        """True once the first list has completed."""
+        return self._is_synced()
+
+    def names(self) -> list[str]:
+        return list(self._nodes)
+
+    def replace(self, items: dict[str, NodeView]) -> None:
+        self._nodes = items
+
+    def upsert(self, key: str, item: NodeView) -> None:
+        self._nodes[key] = item
+
+    def delete(self, key: str) -> None:
+        self._nodes.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    @staticmethod
+    def decode(raw: Raw) -> tuple[str, NodeView | None]:
+        view = codec.decode_node(raw, compact=True)
+        return view.name, view
+
+
+class PodStore:
+    """Bound pods by UID, indexed by node name (for rules that account for recent placements)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pods: dict[str, BoundPod] = {}
+        self._by_node: dict[str, dict[str, BoundPod]] = {}
+
+    def on_node(self, node: str) -> list[BoundPod]:
+        with self._lock:
+            return list(self._by_node.get(node, {}).values())
+
+    def get(self, uid: str) -> BoundPod | None:
+        return self._pods.get(uid)
+
+    def replace(self, items: dict[str, BoundPod]) -> None:
+        by_node: dict[str, dict[str, BoundPod]] = {}
+        for uid, pod in items.items():
+            by_node.setdefault(pod.node_name, {})[uid] = pod
+        with self._lock:
+            self._pods, self._by_node = items, by_node
+
+    def upsert(self, key: str, item: BoundPod) -> None:
+        with self._lock:
+            self._remove(key)
+            self._pods[key] = item
+            self._by_node.setdefault(item.node_name, {})[key] = item
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._remove(key)
+
+    def _remove(self, key: str) -> None:
+        old = self._pods.pop(key, None)
+        if old is not None:
+            on_node = self._by_node.get(old.node_name)
+            if on_node is not None:
+                on_node.pop(key, None)
+                if not on_node:
+                    del self._by_node[old.node_name]
+
+    def __len__(self) -> int:
+        return len(self._pods)
+
+    @staticmethod
+    def decode(raw: Raw) -> tuple[str, BoundPod | None]:
+        pod = codec.decode_bound_pod(raw)
+        if pod is None:  # unbound (or the object could not be read for its UID): drop it
+            uid = codec.decode_pod_placement(raw)[0]
+            return uid, None
+        return pod.uid, pod
