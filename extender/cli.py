@@ -35,6 +35,20 @@ def _parser() -> argparse.ArgumentParser:
         "--unknown-nodes", choices=("fail", "pass"), help="names mode: reject (default) or pass unknown node names"
     )
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
+    api = serve.add_argument_group("Kubernetes API (node/pod caches, bind)")
+    api.add_argument(
+        "--node-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="watch nodes: required for nodeCacheCapable: true (default off)",
+    )
+    api.add_argument(
+        "--pod-cache", action=argparse.BooleanOptionalAction, default=None, help="watch bound pods (default off)"
+    )
+    api.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)")
+    api.add_argument("--context", dest="kube_context", help="kubeconfig context (default: its current-context)")
+    api.add_argument("--bind-timeout", type=float, help="seconds a bind may take, retries included (default 3)")
+    api.add_argument("--resync-seconds", type=float, help="seconds between full cache relists (default 1800)")
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
@@ -58,16 +72,28 @@ def _serve(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"extender: refusing to start: {exc}", file=sys.stderr)
         return 1
-    from extender.server import ExtenderServer  # gunicorn only when serving
-    from extender.web import create_app
+    if settings.needs_api(policy.bind_enabled):
+        from extender.kube.config import ConfigError, load_config
 
-    app = create_app(settings, policy=policy)
+        try:
+            config = load_config(settings.kubeconfig, settings.kube_context)
+        except ConfigError as exc:
+            print(f"extender: refusing to start: Kubernetes API access is needed ({_api_uses(settings, policy.bind_enabled)}) but {exc}", file=sys.stderr)
+            return 1
+        logging.getLogger("extender").info("Kubernetes API at %s (%s)", config.server, config.source)
+    from extender.server import ExtenderServer  # gunicorn only when serving
+
     logging.getLogger("extender").info(
         "extender %s serving policy %s (digest %s) on http://%s:%d%s/{filter,prioritize,preempt,bind}",
         __version__, policy.source, policy.digest, settings.host, settings.port, settings.normalised_prefix,
     )
-    ExtenderServer(settings, app).run()
+    ExtenderServer(settings).run()
     return 0
+
+
+def _api_uses(settings: Settings, bind: bool) -> str:
+    uses = [name for name, on in (("--node-cache", settings.node_cache), ("--pod-cache", settings.pod_cache), ("bind", bind)) if on]
+    return ", ".join(uses)
 
 
 def _validate(args: argparse.Namespace) -> int:

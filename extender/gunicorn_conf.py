@@ -23,7 +23,9 @@ timeout = 30
 # Below Kubernetes' default terminationGracePeriodSeconds (30) minus a preStop sleep (5).
 graceful_timeout = 20
 max_requests = 0
-preload_app = True
+# Each worker builds its app (and its node cache's watch thread) after the fork; threads
+# started in the master would not survive it. The CLI validates the policy before forking.
+preload_app = False
 # The heartbeat file's fchmod must not hit a slow disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # gunicorn >= 25.1 would create $HOME/.gunicorn/gunicorn.ctl; the image's root is read-only.

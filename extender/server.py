@@ -15,9 +15,8 @@ from extender.web import create_app
 class ExtenderServer(BaseApplication):  # type: ignore[misc]
     """gunicorn application whose settings come from our config module and Settings."""
 
-    def __init__(self, settings: Settings, app: Flask | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._app = app
         super().__init__()
 
     def gunicorn_settings(self) -> dict[str, Any]:
@@ -36,6 +35,6 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        if self._app is None:
-            self._app = create_app(self.settings)
-        return self._app
+        # Called in each worker after the fork (preload_app is off): the caches' watch
+        # threads and connections must belong to the process that serves.
+        return create_app(self.settings)

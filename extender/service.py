@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 
 from extender import codec
 from extender.engine import Engine, FilterDecision, Policy, PreemptDecision, RuleFailure, ScoreDecision
+from extender.kube.binder import BindError
 from extender.sdk.rules import Context
 from extender.view import NodeView, PodView
 
@@ -23,6 +24,8 @@ log = logging.getLogger("extender.decisions")
 
 UnknownNodes = Literal["fail", "pass"]
 UNKNOWN_NODE_REASON = "node(s) unknown to the extender (not in its node cache)"
+NO_CACHE_REASON = "node(s) unknown to the extender (it runs without a node cache)"
+NOT_SYNCED_ERROR = "the extender's node cache has not completed its first list yet; retry shortly"
 #: how many node names a log line lists before summarising
 _LOG_NODES = 10
 
@@ -32,13 +35,13 @@ class NodeSource(Protocol):
 
     def get(self, name: str) -> NodeView | None: ...
 
-
-class BindError(Exception):
-    """Binding failed; the message goes to kube-scheduler in ``Error``."""
+    @property
+    def ready(self) -> bool:
+        """False until the first list has completed."""
 
 
 class Binder(Protocol):
-    """Creates the pod's Binding in the API server."""
+    """Creates the pod's Binding in the API server; raises :class:`BindError`."""
 
     def bind(self, namespace: str, name: str, uid: str, node: str) -> None: ...
 
@@ -124,6 +127,11 @@ class ExtenderService:
         if not self.engine.in_scope(pod):
             self._log_out_of_scope("filter", pod, len(names), started)
             return codec.encode_filter_reply(node_names=names)
+        if self.nodes is not None and not self.nodes.ready:
+            # An error makes kube-scheduler retry the pod after a backoff; rejecting every
+            # node as unknown would record a misleading FailedScheduling reason instead.
+            log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
+            return codec.encode_filter_reply(error=NOT_SYNCED_ERROR)
         views, positions, unknown = self._resolve_names(names)
         decision = self.engine.filter(pod, views, ctx)
         passing = {positions[i] for i in decision.passed}
@@ -132,7 +140,8 @@ class ExtenderService:
             unknown_names = set(unknown)
             passing.update(i for i, name in enumerate(names) if name in unknown_names)
         else:
-            unresolvable.update((name, UNKNOWN_NODE_REASON) for name in unknown)
+            reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
+            unresolvable.update((name, reason) for name in unknown)
         decision = FilterDecision(
             True, sorted(passing), decision.failed, unresolvable, decision.shadow_rejections, decision.failures
         )

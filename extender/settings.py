@@ -11,6 +11,27 @@ from typing import Any
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 
 
+def _parse(name: str, raw: str, kind: str) -> Any:
+    """An environment value as the field's type (annotations are strings here)."""
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r}: must be an integer") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r}: must be a number") from None
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}={raw!r}: must be true or false")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ``extender serve`` can be told. Field ``x_y`` <- env ``EXTENDER_X_Y`` <- ``--x-y``."""
@@ -26,6 +47,17 @@ class Settings:
     #: names mode: a node name the extender does not know is "fail"ed or "pass"ed
     unknown_nodes: str = "fail"
     log_level: str = "info"
+    #: watch nodes (needed for nodeCacheCapable: true, and lets preempt check candidates)
+    node_cache: bool = False
+    #: watch bound pods (for rules that account for what runs where)
+    pod_cache: bool = False
+    #: kubeconfig for running outside a cluster; None: in-cluster, else $KUBECONFIG / ~/.kube/config
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    #: seconds a bind may take, retries included (kube-scheduler's httpTimeout is 5 s by default)
+    bind_timeout: float = 3.0
+    #: seconds between full relists of the caches (watches resume in between)
+    resync_seconds: float = 1800.0
 
     @property
     def normalised_prefix(self) -> str:
@@ -47,14 +79,12 @@ class Settings:
             raw = environ.get(f"EXTENDER_{f.name.upper()}")
             if raw is None or raw == "":
                 continue
-            if f.type in ("int", int):
-                try:
-                    values[f.name] = int(raw)
-                except ValueError:
-                    raise ValueError(f"EXTENDER_{f.name.upper()}={raw!r}: must be an integer") from None
-            else:
-                values[f.name] = raw
+            values[f.name] = _parse(f"EXTENDER_{f.name.upper()}", raw, str(f.type))
         return cls().with_overrides(values)
+
+    def needs_api(self, bind_enabled: bool) -> bool:
+        """Whether the extender must talk to the Kubernetes API."""
+        return self.node_cache or self.pod_cache or bind_enabled
 
     def validate(self) -> list[str]:
         """Problems with these settings, as messages naming the setting."""
@@ -69,6 +99,10 @@ class Settings:
             problems.append(f"max body bytes {self.max_body_bytes}: must be at least 1024")
         if self.unknown_nodes not in ("fail", "pass"):
             problems.append(f"unknown nodes {self.unknown_nodes!r}: must be fail or pass")
+        if not 0 < self.bind_timeout <= 60:
+            problems.append(f"bind timeout {self.bind_timeout}: must be in (0, 60] seconds (keep it under httpTimeout)")
+        if self.resync_seconds < 10:
+            problems.append(f"resync seconds {self.resync_seconds}: must be at least 10")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

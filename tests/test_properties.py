@@ -103,6 +103,8 @@ def app_with(nodes: list[dict[str, Any]] | None = None, unknown: str = "fail") -
     cache = {n["metadata"]["name"]: codec.decode_node(json.dumps(n).encode()) for n in nodes or []}
 
     class Cache:
+        ready = True
+
         def get(self, name: str) -> NodeView | None:
             return cache.get(name)
 

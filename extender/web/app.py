@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from extender.engine import Policy
+from extender.kube.cluster import ClusterOptions, ClusterState
+from extender.kube.config import load_config
 from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
-from extender.web.routes import Readiness, handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
+from extender.web.routes import Health, Readiness, handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
+
+log = logging.getLogger("extender")
 
 
 def _always_ready() -> tuple[bool, str]:
     return True, "policy loaded"
+
+
+def _no_caches() -> dict[str, Any]:
+    return {}
+
+
+def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
+    """The caches and binder these settings and this policy need (not started), or None.
+
+    Raises :class:`~extender.kube.config.ConfigError` if the API is needed but unreachable
+    by configuration (no in-cluster service account, no kubeconfig).
+    """
+    if not settings.needs_api(policy.bind_enabled):
+        return None
+    config = load_config(settings.kubeconfig, settings.kube_context)
+    return ClusterState(
+        config,
+        ClusterOptions(
+            nodes=settings.node_cache,
+            pods=settings.pod_cache,
+            bind=policy.bind_enabled,
+            bind_timeout=settings.bind_timeout,
+            resync_period=settings.resync_seconds,
+        ),
+    )
 
 
 def create_app(
@@ -21,25 +53,39 @@ def create_app(
     *,
     policy: Policy | None = None,
     service: ExtenderService | None = None,
+    cluster: ClusterState | None = None,
     readiness: Readiness | None = None,
 ) -> Flask:
     """Build the WSGI app.
 
     ``settings`` default to the environment (``EXTENDER_*``); the policy is loaded from
     ``settings.policy`` (the embedded default if unset) unless ``policy`` or a whole
-    ``service`` is given. Raises :class:`~extender.policy.PolicyError` on an invalid policy.
+    ``service`` is given. When the settings ask for caches, or the policy enables bind, the
+    cluster state is built (unless given) and started: call this in the serving process.
+    Raises :class:`~extender.policy.PolicyError` on an invalid policy.
     """
     settings = settings or Settings.from_env()
+    health: Health = _no_caches
     if service is None:
+        policy = policy or load_policy(settings.policy)
+        cluster = cluster or build_cluster(settings, policy)
         service = ExtenderService(
-            policy or load_policy(settings.policy),
+            policy,
+            nodes=cluster.nodes if cluster else None,
+            binder=cluster.binder if cluster else None,
             options=ServiceOptions(unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail"),
         )
+    if cluster is not None:
+        cluster.start()
+        readiness = readiness or cluster.readiness
+        health = cluster.health
+        log.info("Kubernetes API: %s; caches: %s", cluster.config.source, ", ".join(r.name for r in cluster.reflectors) or "none")
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["extender.service"] = service
+    app.extensions["extender.cluster"] = cluster
     app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
-    app.register_blueprint(probes_blueprint(readiness or _always_ready))
+    app.register_blueprint(probes_blueprint(readiness or _always_ready, health))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -18,6 +19,7 @@ log = logging.getLogger("extender.http")
 
 VERBS = ("filter", "prioritize", "preempt", "bind")
 Readiness = Callable[[], tuple[bool, str]]
+Health = Callable[[], dict[str, Any]]
 
 
 def _service() -> ExtenderService:
@@ -57,13 +59,16 @@ def verbs_blueprint(url_prefix: str, max_body_bytes: int) -> Blueprint:
     return bp
 
 
-def probes_blueprint(readiness: Readiness) -> Blueprint:
-    """``GET /healthz`` (alive), ``/readyz`` (ready to answer), ``/version``."""
+def probes_blueprint(readiness: Readiness, health: Health) -> Blueprint:
+    """``GET /healthz`` (alive; reports cache ages), ``/readyz`` (ready to answer), ``/version``."""
     bp = Blueprint("probes", __name__)
 
     @bp.get("/healthz")
     def healthz() -> Response:
-        return _json(encode_json({"status": "ok"}))
+        # Liveness stays 200 whatever the caches say: a slow API server must not get every
+        # replica restarted. The cache ages are there for humans and alerts.
+        caches = health()
+        return _json(encode_json({"status": "ok", "caches": caches} if caches else {"status": "ok"}))
 
     @bp.get("/readyz")
     def readyz() -> Response:
