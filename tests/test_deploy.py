@@ -5,11 +5,17 @@ accept its configuration (v1 strict decoding: only known keys), whether it can r
 extender (urlPrefix vs. the Service or the sidecar's host, port and URL prefix), and the
 operational promises: non-root and read-only, graceful shutdown that fits the grace
 period, guaranteed memory, bootstrapping, and the two policy copies staying identical.
+
+Least privilege: the features the extender runs with (node cache, pod cache, bind; read from
+its environment and its mounted policy) decide which RBAC rules its identity must hold, no
+more (deploy/components/*, deploy/node-cache), and whether it gets a ServiceAccount token.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -64,6 +70,38 @@ EXTENDER_KEYS = {
 TLS_CONFIG_KEYS = {"insecure", "serverName", "certFile", "keyFile", "caFile", "certData", "keyData", "caData"}
 MANAGED_RESOURCE_KEYS = {"name", "ignoredByScheduler"}
 GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# validateExtendedResourceName: a qualified name (optional DNS-subdomain prefix, then a name).
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+# What each extender feature calls on the API server, as RBAC: (apiGroup, resource) -> verbs.
+# node cache: list+watch /api/v1/nodes (and get); pod cache: list+watch /api/v1/pods with a
+# field selector (never get); bind: create pods/<name>/binding, get the pod after a 409.
+FEATURE_RBAC: dict[str, dict[tuple[str, str], set[str]]] = {
+    "node-cache": {("", "nodes"): {"get", "list", "watch"}},
+    "pod-cache": {("", "pods"): {"list", "watch"}},
+    "bind": {("", "pods/binding"): {"create"}, ("", "pods"): {"get"}},
+}
+# What each component under deploy/components sets on the extender container.
+COMPONENT_ENV = {
+    "node-cache": {"EXTENDER_NODE_CACHE": "true"},
+    "pod-cache": {"EXTENDER_POD_CACHE": "true"},
+    "bind": {"EXTENDER_BIND_TIMEOUT": "3"},  # bind itself is switched on by the policy
+}
+# Built-in roles bound in deploy/, which no render contains. Excerpts of the bootstrap policy
+# (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, K1.30): only the rules an
+# extender could use, so what they grant is a lower bound.
+BUILTIN_ROLE_EXCERPTS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("ClusterRole", "system:kube-scheduler"): [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods/binding", "bindings"], "verbs": ["create"]},
+    ],
+    ("ClusterRole", "system:volume-scheduler"): [],  # persistentvolumes, claims, storageclasses
+    ("Role", "extension-apiserver-authentication-reader"): [],  # one ConfigMap in kube-system
+}
 
 
 # -- rendering and lookups ---------------------------------------------------------------------
@@ -79,7 +117,7 @@ def render(directory: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    return {name: render(DEPLOY / name) for name in ("extender", "second-scheduler")}
+    return {name: render(DEPLOY / name) for name in ("extender", "second-scheduler", "node-cache")}
 
 
 def objects(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -205,7 +243,160 @@ def quantity_bytes(value: str | int) -> int:
     return int(text)
 
 
+def go_duration_seconds(value: str) -> float:
+    assert GO_DURATION.match(value), value
+    return sum(float(n) * GO_DURATION_UNITS[unit] for n, unit in GO_DURATION_PART.findall(value))
+
+
+def mounted_policy(docs: list[dict[str, Any]], pod: dict[str, Any], container: dict[str, Any]) -> Any:
+    """The policy the container loads at EXTENDER_POLICY, parsed."""
+    path = env_of(container)["EXTENDER_POLICY"]
+    return load_policy_text(configmap_file(docs, pod, container, path), path)
+
+
+def features_of(docs: list[dict[str, Any]], pod: dict[str, Any], container: dict[str, Any]) -> set[str]:
+    """The API-using features this extender container runs with (FEATURE_RBAC's keys)."""
+    settings = settings_of(container)
+    enabled = {"node-cache": settings.node_cache, "pod-cache": settings.pod_cache}
+    enabled["bind"] = mounted_policy(docs, pod, container).bind_enabled
+    return {name for name, on in enabled.items() if on}
+
+
+def needed_rbac(features: set[str]) -> dict[tuple[str, str], set[str]]:
+    needed: dict[tuple[str, str], set[str]] = {}
+    for feature in features:
+        for key, verbs in FEATURE_RBAC[feature].items():
+            needed.setdefault(key, set()).update(verbs)
+    return needed
+
+
+def service_account_of(deployment: dict[str, Any]) -> dict[str, str]:
+    """The RBAC subject the deployment's pods run as."""
+    pod = deployment["spec"]["template"]["spec"]
+    namespace = deployment["metadata"]["namespace"]
+    return {"kind": "ServiceAccount", "name": pod.get("serviceAccountName", "default"), "namespace": namespace}
+
+
+def binds(binding: dict[str, Any], subject: dict[str, str]) -> bool:
+    """Whether the (Cluster)RoleBinding applies to the ServiceAccount ``subject``."""
+    groups = {"system:serviceaccounts", f"system:serviceaccounts:{subject['namespace']}"}
+    for s in binding.get("subjects") or []:
+        if s["kind"] == "ServiceAccount" and (s["name"], s.get("namespace")) == (subject["name"], subject["namespace"]):
+            return True
+        if s["kind"] == "Group" and s["name"] in groups | {"system:authenticated"}:
+            return True
+    return False
+
+
+def rbac_grants(docs: list[dict[str, Any]], subject: dict[str, str]) -> dict[tuple[str, str], set[str]]:
+    """Union of verbs per (apiGroup, resource) over every role bound to ``subject``.
+
+    A grant that is narrower than cluster-wide shows in the resource:
+    ``leases[extender-scheduler]`` (resourceNames), ``pods in kube-system`` (a RoleBinding).
+    Roles the render does not contain must be in BUILTIN_ROLE_EXCERPTS.
+    """
+    granted: dict[tuple[str, str], set[str]] = {}
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        for binding in objects(docs, kind):
+            if not binds(binding, subject):
+                continue
+            ref = binding["roleRef"]
+            role_namespace = binding["metadata"]["namespace"] if ref["kind"] == "Role" else None
+            found = [
+                r
+                for r in objects(docs, ref["kind"])
+                if r["metadata"]["name"] == ref["name"] and r["metadata"].get("namespace") == role_namespace
+            ]
+            if found:
+                rules = found[0].get("rules") or []
+            elif (ref["kind"], ref["name"]) in BUILTIN_ROLE_EXCERPTS:
+                rules = BUILTIN_ROLE_EXCERPTS[(ref["kind"], ref["name"])]
+            else:
+                pytest.fail(f"{kind} {binding['metadata']['name']}: {ref['kind']} {ref['name']} is not defined")
+            for rule in rules:
+                assert not rule.get("nonResourceURLs"), f"{ref['name']}: nonResourceURLs"
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        if rule.get("resourceNames"):
+                            resource += "[" + ",".join(sorted(rule["resourceNames"])) + "]"
+                        if kind == "RoleBinding":
+                            resource += f" in {binding['metadata']['namespace']}"
+                        granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+def has_api_token(docs: list[dict[str, Any]], pod: dict[str, Any], container: dict[str, Any]) -> bool:
+    """Whether the container gets a ServiceAccount token (and the CA) at SA_TOKEN_DIR."""
+    automount = pod.get("automountServiceAccountToken")
+    if automount is None:
+        namespace = next(
+            d["metadata"]["namespace"]
+            for d in objects(docs, "Deployment")
+            if d["spec"]["template"]["spec"] is pod
+        )
+        account = one(docs, "ServiceAccount", pod.get("serviceAccountName", "default"), namespace)
+        automount = account.get("automountServiceAccountToken", True)
+    if automount:
+        return True  # the ServiceAccount admission plugin mounts it into every container
+    if not any(m["mountPath"] == SA_TOKEN_DIR for m in container.get("volumeMounts", [])):
+        return False
+    # Mounted by hand: it must be what the admission plugin would have mounted.
+    token_volume, token_key = mounted_file(pod, container, f"{SA_TOKEN_DIR}/token")
+    _, ca_key = mounted_file(pod, container, f"{SA_TOKEN_DIR}/ca.crt")
+    sources = token_volume.get("projected", {}).get("sources", [])
+    assert any(s.get("serviceAccountToken", {}).get("path") == token_key for s in sources), token_volume
+    assert any(
+        s.get("configMap", {}).get("name") == "kube-root-ca.crt"
+        and any(i["path"] == ca_key for i in s["configMap"].get("items", []))
+        for s in sources
+    ), token_volume
+    return True
+
+
+def render_overlay(directory: Path, resources: list[Path], components: list[Path]) -> list[dict[str, Any]]:
+    """Render a throw-away kustomization in ``directory`` (anywhere: kustomize accepts relative
+    paths to other kustomization directories from outside them)."""
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(r, directory) for r in resources],
+        "components": [os.path.relpath(c, directory) for c in components],
+    }
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return render(directory)
+
+
+def uncommented_block(text: str, first_line: str) -> Any:
+    """The YAML commented out in ``text`` starting at the comment line ``first_line``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"# {first_line}")
+    indent = lines[start].index("#")
+    block = []
+    for line in lines[start:]:
+        if not line.strip().startswith("#") or line.index("#") != indent:
+            break
+        block.append(line[indent + 2 :])
+    return yaml.safe_load("\n".join(block))
+
+
 # -- KubeSchedulerConfiguration checks ---------------------------------------------------------
+
+
+def extended_resource_name_problem(name: Any) -> str | None:
+    """validateExtendedResourceName + IsExtendedResourceName (protocol.md §3), or None."""
+    if not isinstance(name, str) or "/" not in name or "kubernetes.io/" in name:
+        return f"{name!r} is not an extended resource name (needs a domain prefix, not *kubernetes.io/)"
+    if name.startswith("requests."):
+        return f"{name!r}: must not start with 'requests.'"
+    prefix, _, short = name.partition("/")
+    quota_prefix = f"requests.{prefix}"
+    if (
+        "/" in short
+        or not (DNS_SUBDOMAIN.match(quota_prefix) and len(quota_prefix) <= 253)
+        or not (QUALIFIED_NAME.match(short) and len(short) <= 63)
+    ):
+        return f"{name!r} is not a qualified name"
+    return None
 
 
 def scheduler_config_problems(config: Any) -> list[str]:
@@ -232,6 +423,7 @@ def scheduler_config_problems(config: Any) -> list[str]:
     for i, profile in enumerate(config.get("profiles") or []):
         unknown(f"profiles[{i}]", profile, PROFILE_KEYS)
     binders = 0
+    managed: set[str] = set()
     for i, ext in enumerate(config.get("extenders") or []):
         where = f"extenders[{i}]"
         unknown(where, ext, EXTENDER_KEYS)
@@ -255,6 +447,16 @@ def scheduler_config_problems(config: Any) -> list[str]:
             unknown(f"{where}.tlsConfig", ext["tlsConfig"], TLS_CONFIG_KEYS)
         for j, resource in enumerate(ext.get("managedResources") or []):
             unknown(f"{where}.managedResources[{j}]", resource, MANAGED_RESOURCE_KEYS)
+            if not isinstance(resource, dict):
+                continue
+            problem = extended_resource_name_problem(resource.get("name"))
+            if problem:
+                problems.append(f"{where}.managedResources[{j}].name: {problem}")
+            elif resource["name"] in managed:
+                problems.append(f"{where}.managedResources[{j}]: duplicate extender managed resource name")
+            managed.add(str(resource.get("name")))
+            if "ignoredByScheduler" in resource and not isinstance(resource["ignoredByScheduler"], bool):
+                problems.append(f"{where}.managedResources[{j}].ignoredByScheduler: must be a boolean")
     if binders > 1:
         problems.append("extenders: at most one may set bindVerb")
     return problems
@@ -287,12 +489,54 @@ def sidecar_config(rendered: Mapping[str, list[dict[str, Any]]]) -> tuple[dict[s
     return pod, yaml.safe_load(text)
 
 
+def service_backend(docs: list[dict[str, Any]], url_prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod spec, extender container) behind the Service that ``url_prefix`` names, checking
+    that the Service selects those pods and its port leads to the extender's."""
+    url = urlsplit(url_prefix)
+    service_name, namespace, *rest = (url.hostname or "").split(".")
+    assert rest in (["svc"], ["svc", "cluster", "local"]), url.hostname
+    service = one(docs, "Service", service_name, namespace)
+    (port,) = [p for p in service["spec"]["ports"] if p["port"] == url.port]
+    deployment = one(docs, "Deployment", "extender", namespace)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items(), "the Service selects no extender pod"
+    pod = deployment["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "extender")
+    target = port["targetPort"]
+    if isinstance(target, str):
+        target = next(p["containerPort"] for p in container["ports"] if p["name"] == target)
+    settings = settings_of(container)
+    assert target == settings.port
+    assert settings.host == "0.0.0.0", "the Service reaches the pod IP, not loopback"
+    assert url.scheme == "http" and url.path.rstrip("/") == settings.normalised_prefix
+    return pod, container
+
+
+def scheduler_configs(
+    rendered: Mapping[str, list[dict[str, Any]]],
+) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any]]]:
+    """(name, parsed config, the render, pod spec, extender container) for every scheduler config
+    that deploy/ ships, with the extender it reaches."""
+    for name in ("extender", "node-cache"):
+        config = yaml.safe_load((DEPLOY / name / "scheduler-config.yaml").read_text())
+        (ext,) = config["extenders"]
+        pod, container = service_backend(rendered[name], ext["urlPrefix"])
+        yield f"{name}/scheduler-config.yaml", config, rendered[name], pod, container
+    pod, config = sidecar_config(rendered)
+    sidecar = next(c for c in pod["containers"] if c["image"].split(":")[0] == EXTENDER_IMAGE)
+    yield "second-scheduler/scheduler-config.yaml", config, rendered["second-scheduler"], pod, sidecar
+
+
 # -- what runs -----------------------------------------------------------------------------------
 
 
 def test_both_kustomizations_render_and_run_the_extender(rendered: dict[str, list[dict[str, Any]]]) -> None:
     where = [w for w, *_ in extender_containers(rendered)]
-    assert where == ["extender/extender/extender", "second-scheduler/extender-scheduler/extender"]
+    assert where == [
+        "extender/extender/extender",
+        "second-scheduler/extender-scheduler/extender",
+        "node-cache/extender/extender",
+    ]
 
 
 def test_every_extender_container_runs_extender_serve(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -373,7 +617,9 @@ def test_second_scheduler_config_is_strict_v1_and_points_at_the_sidecar(
     assert (url.scheme, url.hostname, url.port) == ("http", "127.0.0.1", settings.port)
     assert url.path.rstrip("/") == settings.normalised_prefix
     assert (ext["filterVerb"], ext["prioritizeVerb"], ext["preemptVerb"]) == ("filter", "prioritize", "preempt")
-    assert ext["weight"] > 0 and ext["nodeCacheCapable"] is False and "bindVerb" not in ext
+    # Names mode, without bindVerb: the kube-scheduler container binds (DefaultBinder).
+    assert ext["weight"] > 0 and ext["nodeCacheCapable"] is True and "bindVerb" not in ext
+    assert settings.node_cache is True, "nodeCacheCapable: true needs the sidecar's node cache"
 
 
 def test_example_pod_uses_the_second_scheduler(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -395,24 +641,8 @@ def test_control_plane_scheduler_config_is_strict_v1_and_points_at_the_service(
     assert "scheduler-config.yaml" not in kustomization["resources"], "a --config file, not an object"
     assert "scheduler-config.yaml" in (DEPLOY / "README.md").read_text()
 
-    docs = rendered["extender"]
     (ext,) = config["extenders"]
-    url = urlsplit(ext["urlPrefix"])
-    service_name, namespace, *rest = (url.hostname or "").split(".")
-    assert rest in (["svc"], ["svc", "cluster", "local"]), url.hostname
-    service = one(docs, "Service", service_name, namespace)
-    (port,) = [p for p in service["spec"]["ports"] if p["port"] == url.port]
-    deployment = one(docs, "Deployment", "extender", namespace)
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= labels.items(), "the Service selects no extender pod"
-    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "extender")
-    target = port["targetPort"]
-    if isinstance(target, str):
-        target = next(p["containerPort"] for p in container["ports"] if p["name"] == target)
-    settings = settings_of(container)
-    assert target == settings.port
-    assert settings.host == "0.0.0.0", "the Service reaches the pod IP, not loopback"
-    assert url.scheme == "http" and url.path.rstrip("/") == settings.normalised_prefix
+    service_backend(rendered["extender"], ext["urlPrefix"])
     assert (ext["filterVerb"], ext["prioritizeVerb"], ext["preemptVerb"]) == ("filter", "prioritize", "preempt")
     assert ext["weight"] == 2 and ext["httpTimeout"] == "5s"
     assert ext["nodeCacheCapable"] is False and ext["ignorable"] is False
@@ -466,11 +696,12 @@ def test_second_scheduler_container(rendered: dict[str, list[dict[str, Any]]]) -
     assert scheduler["image"] == "registry.k8s.io/kube-scheduler:v1.30.6"
     probe = scheduler["livenessProbe"]["httpGet"]
     assert (probe["scheme"], probe["port"], probe["path"]) == ("HTTPS", 10259, "/healthz")
-    # Only kube-scheduler talks to the API server; the extender sidecar gets no token.
+    # The token is mounted by hand into the two containers that call the API server:
+    # kube-scheduler, and the extender for its node cache (names mode). Nothing else gets one.
     assert pod["automountServiceAccountToken"] is False
     mounts = {c["name"]: [m["mountPath"] for m in c.get("volumeMounts", [])] for c in pod["containers"]}
     assert SA_TOKEN_DIR in mounts["kube-scheduler"]
-    assert SA_TOKEN_DIR not in mounts["extender"]
+    assert SA_TOKEN_DIR in mounts["extender"]
 
 
 def test_schedulers_are_not_scheduled_by_themselves(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -479,6 +710,233 @@ def test_schedulers_are_not_scheduled_by_themselves(rendered: dict[str, list[dic
         assert deployment["spec"]["template"]["spec"].get("schedulerName", "default-scheduler") != (
             SECOND_SCHEDULER_NAME
         ), where
+
+
+def test_names_mode_scheduler_configs_are_strict_v1_and_reach_a_node_cache(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    names_mode = []
+    for where, config, _, _, container in scheduler_configs(rendered):
+        assert scheduler_config_problems(config) == [], where
+        (ext,) = config["extenders"]
+        if ext["nodeCacheCapable"]:
+            names_mode.append(where)
+            # Every name kube-scheduler sends is looked up in the extender's node cache.
+            assert settings_of(container).node_cache is True, f"{where}: nodeCacheCapable without a node cache"
+    assert names_mode == ["node-cache/scheduler-config.yaml", "second-scheduler/scheduler-config.yaml"]
+
+
+def test_bind_verb_is_set_exactly_when_the_policy_binds(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    binders = []
+    for where, config, docs, pod, container in scheduler_configs(rendered):
+        (ext,) = config["extenders"]
+        bind_enabled = mounted_policy(docs, pod, container).bind_enabled
+        # bindVerb with bind disabled: every bind call fails. Bind enabled without bindVerb:
+        # the bind RBAC is granted for nothing.
+        assert bool(ext.get("bindVerb")) == bind_enabled, where
+        if bind_enabled:
+            binders.append(where)
+            http_timeout = go_duration_seconds(ext.get("httpTimeout", "5s"))
+            assert settings_of(container).bind_timeout < http_timeout, f"{where}: the bind must answer in time"
+    assert binders == ["node-cache/scheduler-config.yaml"]
+
+
+def test_node_cache_scheduler_config_points_at_the_service(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    path = DEPLOY / "node-cache" / "scheduler-config.yaml"
+    config = yaml.safe_load(path.read_text())
+    assert scheduler_config_problems(config) == []
+    kustomization = yaml.safe_load((DEPLOY / "node-cache" / "kustomization.yaml").read_text())
+    assert "scheduler-config.yaml" not in kustomization.get("resources", []), "a --config file, not an object"
+    assert "node-cache/scheduler-config.yaml" in (DEPLOY / "README.md").read_text()
+    (ext,) = config["extenders"]
+    service_backend(rendered["node-cache"], ext["urlPrefix"])
+    verbs = (ext["filterVerb"], ext["prioritizeVerb"], ext["preemptVerb"], ext["bindVerb"])
+    assert verbs == ("filter", "prioritize", "preempt", "bind")
+    assert ext["weight"] == 2 and ext["httpTimeout"] == "5s"
+    assert ext["nodeCacheCapable"] is True and ext["ignorable"] is False
+    assert "managedResources" not in ext, "the example is commented out: every pod goes to the extender"
+
+
+def test_managed_resources_example_is_valid_once_uncommented() -> None:
+    text = (DEPLOY / "node-cache" / "scheduler-config.yaml").read_text()
+    example = uncommented_block(text, "managedResources:")
+    assert example == {"managedResources": [{"name": "example.com/gpu-memory", "ignoredByScheduler": True}]}
+    config = yaml.safe_load(text)
+    config["extenders"][0].update(example)
+    assert scheduler_config_problems(config) == []
+    # The comment states protocol.md §2.4's caveat on ignoredByScheduler.
+    prose = re.sub(r"\s*\n\s*#\s*", " ", text)
+    assert "can't find NodeResourcesFitArgs in plugin config" in prose
+    # ... and the name check catches what validateExtendedResourceName rejects.
+    for bad in ("gpu-memory", "kubernetes.io/gpu", "example.kubernetes.io/gpu", "requests.example.com/gpu"):
+        config["extenders"][0]["managedResources"] = [{"name": bad}]
+        assert scheduler_config_problems(config), bad
+    config["extenders"][0]["managedResources"] = [{"name": "example.com/a"}, {"name": "example.com/a"}]
+    assert any("duplicate" in p for p in scheduler_config_problems(config))
+
+
+def test_full_node_second_scheduler_config_is_kept_but_not_used(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    full = yaml.safe_load((DEPLOY / "second-scheduler" / "scheduler-config-full-nodes.yaml").read_text())
+    assert scheduler_config_problems(full) == []
+    _, names = sidecar_config(rendered)
+    (full_ext,) = full["extenders"]
+    assert full_ext["nodeCacheCapable"] is False
+    # The same scheduler otherwise: only the mode differs.
+    assert {**full, "extenders": [{**full_ext, "nodeCacheCapable": True}]} == names
+    kustomization = yaml.safe_load((DEPLOY / "second-scheduler" / "kustomization.yaml").read_text())
+    used = [f for g in kustomization["configMapGenerator"] for f in g.get("files", [])]
+    assert "scheduler-config-full-nodes.yaml" not in " ".join(used + kustomization["resources"])
+
+
+# -- API access: least privilege ----------------------------------------------------------------------
+
+
+def test_extender_rbac_is_exactly_what_its_features_need(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    expected_features = {
+        "extender/extender/extender": set(),
+        "second-scheduler/extender-scheduler/extender": {"node-cache"},
+        "node-cache/extender/extender": {"node-cache", "bind"},
+    }
+    for where, pod, container, docs in extender_containers(rendered):
+        features = features_of(docs, pod, container)
+        assert features == expected_features[where], where
+        deployment = next(d for d in objects(docs, "Deployment") if d["spec"]["template"]["spec"] is pod)
+        subject = service_account_of(deployment)
+        one(docs, "ServiceAccount", subject["name"], subject["namespace"])
+        granted = rbac_grants(docs, subject)
+        needed = needed_rbac(features)
+        assert has_api_token(docs, pod, container) is settings_of(container).needs_api("bind" in features), where
+        if all(c["image"].split(":")[0] == EXTENDER_IMAGE for c in pod["containers"]):
+            # An identity of its own: exactly what the features need, nothing more.
+            assert granted == needed, f"{where}: granted {granted}, needs {needed}"
+        else:
+            # The second scheduler's pod: one ServiceAccount, shared with kube-scheduler.
+            missing = {k: v - granted.get(k, set()) for k, v in needed.items() if v - granted.get(k, set())}
+            assert not missing, f"{where}: missing {missing}"
+
+
+def test_second_scheduler_sidecar_needs_no_rbac_of_its_own(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["second-scheduler"]
+    pod, _ = sidecar_config(rendered)
+    sidecar = next(c for c in pod["containers"] if c["image"].split(":")[0] == EXTENDER_IMAGE)
+    subject = service_account_of(one(docs, "Deployment", SECOND_SCHEDULER_NAME))
+    # system:kube-scheduler is what grants the node cache's nodes get/list/watch.
+    bindings = [b for b in objects(docs, "ClusterRoleBinding") if binds(b, subject)]
+    assert "system:kube-scheduler" in {b["roleRef"]["name"] for b in bindings}
+    through_kube_scheduler = rbac_grants(
+        [d for d in docs if "roleRef" not in d or d["roleRef"]["name"] == "system:kube-scheduler"], subject
+    )
+    for key, verbs in FEATURE_RBAC["node-cache"].items():
+        assert verbs <= through_kube_scheduler.get(key, set()), key
+    assert not objects(docs, "ClusterRole"), "no extender-specific ClusterRole: the scheduler's roles cover it"
+    assert has_api_token(docs, pod, sidecar)
+    assert settings_of(sidecar).node_cache is True and env_of(sidecar)["EXTENDER_NODE_CACHE"] == "true"
+
+
+@pytest.fixture(scope="module")
+def component_renders(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, list[dict[str, Any]]]:
+    renders = {}
+    for name in sorted(FEATURE_RBAC):
+        directory = tmp_path_factory.mktemp(f"component-{name}")
+        renders[name] = render_overlay(directory, [DEPLOY / "extender"], [DEPLOY / "components" / name])
+    return renders
+
+
+@pytest.mark.parametrize("component", sorted(FEATURE_RBAC))
+def test_each_component_alone_adds_only_its_own_rules(
+    component: str, rendered: dict[str, list[dict[str, Any]]], component_renders: dict[str, list[dict[str, Any]]]
+) -> None:
+    base, docs = rendered["extender"], component_renders[component]
+    deployment = one(docs, "Deployment", "extender", "extender-system")
+    pod = deployment["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "extender")
+    subject = service_account_of(deployment)
+    assert subject == {"kind": "ServiceAccount", "name": "extender", "namespace": "extender-system"}
+    assert rbac_grants(docs, subject) == FEATURE_RBAC[component]
+
+    # Added: one ClusterRole and its ClusterRoleBinding. Changed: the Deployment only.
+    added = [d for d in docs if d not in base]
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in added) == [
+        ("ClusterRole", f"extender-{component}"),
+        ("ClusterRoleBinding", f"extender-{component}"),
+        ("Deployment", "extender"),
+    ]
+    assert [d for d in base if d not in docs] == [one(base, "Deployment", "extender", "extender-system")]
+    # The Deployment's only changes: the token, and the component's variables prepended.
+    expected = json.loads(json.dumps(one(base, "Deployment", "extender", "extender-system")))
+    expected_pod = expected["spec"]["template"]["spec"]
+    expected_pod["automountServiceAccountToken"] = True
+    (base_container,) = [c for c in expected_pod["containers"] if c["name"] == "extender"]
+    variables = [{"name": k, "value": v} for k, v in COMPONENT_ENV[component].items()]
+    base_container["env"] = variables + base_container["env"]
+    assert deployment == expected
+
+    assert has_api_token(docs, pod, container)
+    settings = settings_of(container)
+    assert settings.validate() == []
+    policy = mounted_policy(docs, pod, container)
+    assert (settings.node_cache, settings.pod_cache) == (component == "node-cache", component == "pod-cache")
+    # The bind component cannot switch bind on (the policy does): base policy, bind disabled.
+    assert policy.bind_enabled is False
+    assert settings.needs_api(policy.bind_enabled) is (component != "bind")
+    if component == "bind":
+        text = (DEPLOY / "components" / "bind" / "kustomization.yaml").read_text()
+        assert "enabled: true" in text, "the component must say the policy has to enable bind"
+
+
+def test_components_combine_into_the_union_of_their_rules(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    docs = render_overlay(tmp_path, [DEPLOY / "extender"], [DEPLOY / "components" / n for n in sorted(FEATURE_RBAC)])
+    deployment = one(docs, "Deployment", "extender", "extender-system")
+    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "extender")
+    assert rbac_grants(docs, service_account_of(deployment)) == needed_rbac(set(FEATURE_RBAC))
+    env = env_of(container)
+    for variables in COMPONENT_ENV.values():
+        assert variables.items() <= env.items()
+    assert len(container["env"]) == len(env), "a variable set twice"
+
+
+def test_node_cache_overlay_replaces_the_policy(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["node-cache"]
+    (policy_map,) = [c for c in objects(docs, "ConfigMap") if c["metadata"]["name"].startswith("extender-policy")]
+    assert policy_map["data"] == {"policy.yaml": (DEPLOY / "node-cache" / "policy.yaml").read_text()}
+    deployment = one(docs, "Deployment", "extender", "extender-system")
+    pod = deployment["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "extender")
+    assert mounted_policy(docs, pod, container).bind_enabled is True
+    base_name = next(c["metadata"]["name"] for c in objects(rendered["extender"], "ConfigMap"))
+    assert policy_map["metadata"]["name"] != base_name, "a new content hash, so the pods roll"
+
+
+def test_node_cache_policy_differs_from_the_base_only_by_bind() -> None:
+    base_text = (DEPLOY / "extender" / "policy.yaml").read_text()
+    text = (DEPLOY / "node-cache" / "policy.yaml").read_text()
+    base, variant = yaml.safe_load(base_text), yaml.safe_load(text)
+    assert base["bind"] == {"enabled": False} and variant["bind"] == {"enabled": True}
+    assert {**base, "bind": {"enabled": True}} == variant
+    # Line by line too: apart from comments, the one changed line is bind.enabled.
+    changed = [
+        line
+        for line in difflib.unified_diff(base_text.splitlines(), text.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---")) and line[1:].strip()
+        and not line[1:].lstrip().startswith("#")
+    ]
+    assert changed == ["-  enabled: false", "+  enabled: true"]
+    assert load_policy_text(text, "node-cache/policy.yaml").bind_enabled is True
+
+
+def test_readme_covers_the_three_ways_and_their_rbac() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    for needle in (
+        "deploy/extender", "deploy/node-cache", "deploy/second-scheduler", "components/node-cache",
+        "components/pod-cache", "components/bind", "scheduler-config-full-nodes.yaml",
+        "extender serve --node-cache --kubeconfig ~/.kube/config", "/readyz", "/healthz",
+        "system:kube-scheduler",
+    ):  # fmt: skip
+        assert needle in readme, needle
 
 
 # -- probes, shutdown, security, resources, availability ----------------------------------------------
