@@ -109,8 +109,10 @@ def test_the_rule_sdk_example_can_be_written_tested_and_enabled(tmp_path: Path, 
     assert policy.predicates[0].rule.params == {"min_version": 535}
 
 
-def test_the_kube_scheduler_configuration_snippet() -> None:
+def test_the_kube_scheduler_configuration_snippets() -> None:
     from tests.test_deploy import scheduler_config_problems  # the same checks the manifests get
 
-    snippet = next(code for lang, code in blocks() if lang == "yaml" and "KubeSchedulerConfiguration" in code)
-    assert scheduler_config_problems(yaml.safe_load(snippet)) == []
+    snippets = [yaml.safe_load(code) for lang, code in blocks() if lang == "yaml" and "KubeSchedulerConfiguration" in code]
+    assert [s["extenders"][0]["nodeCacheCapable"] for s in snippets] == [True, False]
+    for snippet in snippets:
+        assert scheduler_config_problems(snippet) == []
