@@ -48,7 +48,7 @@ class ClusterState:
             self.nodes = NodeStore(is_synced=lambda: nodes_reflector.synced.is_set())
             nodes_reflector = self._reflector("nodes", "/api/v1/nodes", self.nodes, NodeStore.decode)
         if options.pods:
-            self.pods = PodStore()
+            self.pods = PodStore(on_bound=self.placements.forget)
             self._reflector(
                 "pods", "/api/v1/pods", self.pods, PodStore.decode, params={"fieldSelector": BOUND_POD_SELECTOR}
             )

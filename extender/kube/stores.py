@@ -51,10 +51,12 @@ class NodeStore:
 class PodStore:
     """Bound pods by UID, indexed by node name (for rules that account for recent placements)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_bound: Callable[[str], None] = lambda uid: None) -> None:
         self._lock = threading.Lock()
         self._pods: dict[str, BoundPod] = {}
         self._by_node: dict[str, dict[str, BoundPod]] = {}
+        #: told each UID the cache sees bound (RecentPlacements stops tracking it)
+        self._on_bound = on_bound
 
     def on_node(self, node: str) -> list[BoundPod]:
         with self._lock:
@@ -69,12 +71,15 @@ class PodStore:
             by_node.setdefault(pod.node_name, {})[uid] = pod
         with self._lock:
             self._pods, self._by_node = items, by_node
+        for uid in items:
+            self._on_bound(uid)
 
     def upsert(self, key: str, item: BoundPod) -> None:
         with self._lock:
             self._remove(key)
             self._pods[key] = item
             self._by_node.setdefault(item.node_name, {})[key] = item
+        self._on_bound(key)
 
     def delete(self, key: str) -> None:
         with self._lock:

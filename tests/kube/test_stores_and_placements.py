@@ -38,3 +38,14 @@ def test_placements_expire_and_count_a_retried_bind_once() -> None:
     assert len(placements) == 3
     placements.forget("v4")
     assert [p.uid for p in placements.on_node("n3")] == ["v2", "v3"]
+
+
+def test_pods_seen_bound_are_no_longer_tracked_as_recent_placements() -> None:
+    placements = RecentPlacements()
+    placements.record("a", "default", "p-a", "n1")
+    placements.record("b", "default", "p-b", "n1")
+    store = PodStore(on_bound=placements.forget)
+    store.upsert("a", pod("a", "n1"))
+    assert [p.uid for p in placements.on_node("n1")] == ["b"]
+    store.replace({"b": pod("b", "n1")})
+    assert placements.on_node("n1") == []
