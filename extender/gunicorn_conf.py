@@ -11,7 +11,9 @@ The values that matter for correctness were measured (python-stack.md §5.4, §7
 
 from __future__ import annotations
 
+import gc
 import os
+from typing import Any
 
 worker_class = "gthread"
 workers = 2
@@ -37,8 +39,24 @@ accesslog = None
 errorlog = "-"
 proc_name = "extender"
 
+
+
+def post_worker_init(worker: Any) -> None:
+    """Keep the cyclic GC off the request path.
+
+    Everything loaded so far (the app, the policy, imported modules) is frozen out of GC
+    scans, and generation 0 collects every 10000 allocations instead of 700: a full-node
+    request allocates tens of thousands of objects. The node cache freezes itself again
+    after each list. Measured in process on 5000 cached nodes: p99 4.9 -> 2.0 ms, worst
+    request 35 -> 3 ms (full collections scanning the cache).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
+
+
 SETTINGS = {
     name: value
     for name, value in dict(globals()).items()
-    if not name.startswith("_") and name not in ("annotations", "os", "SETTINGS") and value is not None
+    if not name.startswith("_") and name not in ("annotations", "os", "gc", "Any", "SETTINGS") and value is not None
 }

@@ -35,6 +35,8 @@ class NodeSource(Protocol):
 
     def get(self, name: str) -> NodeView | None: ...
 
+    def get_many(self, names: Sequence[str]) -> list[NodeView | None]: ...
+
     @property
     def ready(self) -> bool:
         """False until the first list has completed."""
@@ -52,6 +54,11 @@ class ServiceOptions:
 
     #: names mode: what to do with a node name the cache does not know
     unknown_nodes: UnknownNodes = "fail"
+
+
+def _unknown(name: str) -> NodeView | None:
+    """The node lookup without a node cache: nothing is known."""
+    return None
 
 
 def _utcnow() -> datetime:
@@ -87,21 +94,14 @@ class ExtenderService:
     def _context(self) -> Context:
         return Context(now=self.clock())
 
-    def _lookup(self, name: str) -> NodeView | None:
-        return self.nodes.get(name) if self.nodes is not None else None
-
     def _resolve_names(self, names: Sequence[str]) -> tuple[list[NodeView], list[int], list[str]]:
         """Known views, their positions in ``names``, and the unknown names."""
-        views: list[NodeView] = []
-        positions: list[int] = []
-        unknown: list[str] = []
-        for position, name in enumerate(names):
-            view = self._lookup(name)
-            if view is None:
-                unknown.append(name)
-            else:
-                views.append(view)
-                positions.append(position)
+        found = self.nodes.get_many(names) if self.nodes is not None else [None] * len(names)
+        if None not in found:  # the usual case: every name is cached
+            return found, list(range(len(names))), []  # type: ignore[return-value]
+        views = [view for view in found if view is not None]
+        positions = [i for i, view in enumerate(found) if view is not None]
+        unknown = [name for name, view in zip(names, found) if view is None]
         return views, positions, unknown
 
     # -- filter -------------------------------------------------------------------------
@@ -133,7 +133,7 @@ class ExtenderService:
             log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
             return codec.encode_filter_reply(error=NOT_SYNCED_ERROR)
         views, positions, unknown = self._resolve_names(names)
-        decision = self.engine.filter(pod, views, ctx)
+        decision = self.engine.filter(pod, views, ctx, memoize=True)
         passing = {positions[i] for i in decision.passed}
         unresolvable = dict(decision.unresolvable)
         if self.options.unknown_nodes == "pass":
@@ -157,28 +157,35 @@ class ExtenderService:
     def prioritize(self, body: bytes) -> bytes:
         """Answer ``ExtenderArgs`` with a ``HostPriorityList`` (bare array, ints 0..10)."""
         started = time.perf_counter()
-        args = codec.decode_extender_args(body)
+        args = codec.decode_scoring_args(body)
         pod, ctx = args.pod, self._context()
-        if args.node_items is not None:
+        if args.nodes is not None:
+            views = args.nodes
+            names = [v.name for v in views]
             if not self.engine.in_scope(pod):
-                names = codec.decode_node_names(args.node_items)
                 self._log_out_of_scope("prioritize", pod, len(names), started)
                 return codec.encode_host_priorities((n, 0) for n in names)
-            views = codec.decode_nodes(args.node_items)
-            decision = self.engine.prioritize(pod, views, ctx)
-            self._log_prioritize(pod, [v.name for v in views], decision, started)
-            return codec.encode_host_priorities(zip((v.name for v in views), decision.scores))
+            decision = self.engine.prioritize(pod, views, ctx, explain=log.isEnabledFor(logging.DEBUG))
+            self._log_prioritize(pod, names, decision, started)
+            return codec.encode_host_priorities(zip(names, decision.scores))
         names = list(args.node_names or [])
         if not self.engine.in_scope(pod):
             self._log_out_of_scope("prioritize", pod, len(names), started)
             return codec.encode_host_priorities((n, 0) for n in names)
-        views, positions, _ = self._resolve_names(names)
-        decision = self.engine.prioritize(pod, views, ctx)
-        scores = [0] * len(names)  # unknown nodes get the lowest score
-        for index, score in zip(positions, decision.scores):
-            scores[index] = score
-        self._log_prioritize(pod, names, ScoreDecision(True, scores, decision.breakdown, {}, decision.failures), started)
-        return codec.encode_host_priorities(zip(names, scores))
+        views, positions, unknown = self._resolve_names(names)
+        decision = self.engine.prioritize(pod, views, ctx, memoize=True, explain=log.isEnabledFor(logging.DEBUG))
+        if unknown:  # unknown nodes get the lowest score
+
+            def expand(scores: Sequence[int]) -> list[int]:
+                full = [0] * len(names)
+                for index, score in zip(positions, scores):
+                    full[index] = score
+                return full
+
+            shadow = {rule: expand(scores) for rule, scores in decision.shadow_scores.items()}
+            decision = ScoreDecision(True, expand(decision.scores), {}, shadow, decision.failures)
+        self._log_prioritize(pod, names, decision, started)
+        return codec.encode_host_priorities(zip(names, decision.scores))
 
     # -- preempt ------------------------------------------------------------------------
 
@@ -186,7 +193,8 @@ class ExtenderService:
         """Answer ``ExtenderPreemptionArgs`` with ``NodeNameToMetaVictims``, whatever form came in."""
         started = time.perf_counter()
         args = codec.decode_preemption_args(body)
-        decision = self.engine.preempt(args.pod, args.candidates, self._lookup, self._context())
+        lookup = self.nodes.get if self.nodes is not None else _unknown
+        decision = self.engine.preempt(args.pod, args.candidates, lookup, self._context(), memoize=self.nodes is not None)
         self._log_preempt(args.pod, len(args.candidates), decision, started)
         return codec.encode_preempt_reply(decision.kept)
 
@@ -251,7 +259,9 @@ class ExtenderService:
         self._log_failures("filter", pod, d.failures)
 
     def _log_prioritize(self, pod: PodView, names: Sequence[str], d: ScoreDecision, started: float) -> None:
-        best = max(range(len(names)), key=lambda i: d.scores[i], default=None)
+        if not log.isEnabledFor(logging.INFO):
+            return
+        best = d.scores.index(max(d.scores)) if d.scores else None
         log.info(
             "prioritize pod=%s/%s nodes=%d best=%s took=%s",
             pod.namespace, pod.name, len(names),
@@ -265,7 +275,7 @@ class ExtenderService:
                 )
         for rule, scores in d.shadow_scores.items():
             changed = [n for n, a, b in zip(names, d.scores, scores) if a != b]
-            shadow_best = max(range(len(names)), key=lambda i: scores[i], default=None)
+            shadow_best = scores.index(max(scores)) if scores else None
             log.info(
                 "shadow priority=%s pod=%s/%s would change %d/%d score(s); best would be %s",
                 rule, pod.namespace, pod.name, len(changed), len(names),

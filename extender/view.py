@@ -7,7 +7,7 @@ node cache can build them from watch events) without touching a rule. Derived va
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -124,7 +124,7 @@ class BoundPod(msgspec.Struct, frozen=True, gc=False):
 
 
 class NodeView:
-    """What a rule may read about one Node. Immutable; equality is by name."""
+    """What a rule may read about one Node. Immutable (a changed node is a new view)."""
 
     __slots__ = (
         "name",
@@ -143,6 +143,7 @@ class NodeView:
         "_raw_allocatable",
         "_raw_capacity",
         "_conditions_by_type",
+        "memo",
     )
 
     def __init__(
@@ -178,6 +179,9 @@ class NodeView:
         self._allocatable: ResourceList | None = None
         self._capacity: ResourceList | None = None
         self._conditions_by_type: dict[str, Condition] | None = None
+        #: the engine's per-node verdict cache: it lives and dies with this view, so a
+        #: changed node (a new view from the cache) starts with an empty one
+        self.memo: dict[Hashable, tuple[float, Any]] = {}
 
     @property
     def creation_timestamp(self) -> datetime | None:
@@ -214,12 +218,6 @@ class NodeView:
 
     def __repr__(self) -> str:
         return f"NodeView({self.name!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, NodeView) and other.name == self.name
-
-    def __hash__(self) -> int:
-        return hash(self.name)
 
 
 class PodView:

@@ -129,7 +129,7 @@ def test_priorities_normalise_and_combine_by_weight() -> None:
             return -float(node.labels["rank"])
 
     e = engine(priorities=(ConfiguredRule("rank", Rank(), weight=3), ConfiguredRule("inverse", Inverse(), weight=1)))
-    d = e.prioritize(POD, NODES, CTX)
+    d = e.prioritize(POD, NODES, CTX, explain=True)
     # rank normalised 0, 3.33, 6.67, 10; inverse 10, 6.67, 3.33, 0; (3a + b) / 4
     assert list(d.scores) == [3, 4, 6, 8]
     assert [round(v, 2) for v in d.breakdown["rank"]] == [0.0, 3.33, 6.67, 10.0]
@@ -137,7 +137,7 @@ def test_priorities_normalise_and_combine_by_weight() -> None:
 
 def test_shadow_priority_reports_what_it_would_have_done_without_changing_scores() -> None:
     e = engine(priorities=(ConfiguredRule("rank", Rank()), ConfiguredRule("trial", Rank(), mode="shadow", weight=1)))
-    d = e.prioritize(POD, NODES, CTX)
+    d = e.prioritize(POD, NODES, CTX, explain=True)
     assert list(d.scores) == [0, 3, 7, 10]
     assert list(d.shadow_scores["trial"]) == [0, 3, 7, 10]
     assert "trial" not in d.breakdown
@@ -180,3 +180,91 @@ def test_preempt_for_out_of_scope_pods_only_drops_empty_victim_lists() -> None:
     e = engine(ConfiguredRule("all", RejectNames({"n0"})), scope=PodScope(exclude_namespaces=frozenset({"default"})))
     d = e.preempt(POD, {"n0": Victims(("u",)), "n1": Victims(())}, {n.name: n for n in NODES}.get, CTX)
     assert d.kept == {"n0": Victims(("u",))} and not d.in_scope
+
+
+# -- memoization (names mode: node views from the cache are stable objects) ----------------------
+
+
+class Counting(Predicate):
+    """Rejects nodes labelled bad=<the pod's team>; counts evaluations; cacheable by team."""
+
+    def __init__(self, cacheable: bool = True) -> None:
+        super().__init__()
+        self.calls = 0
+        self.cacheable = cacheable
+
+    def cache_key(self, pod: PodView, ctx: Context) -> str | None:
+        return pod.labels.get("team", "") if self.cacheable else None
+
+    def filter(self, pod: PodView, node: NodeView, ctx: Context) -> Rejection | None:
+        self.calls += 1
+        return Rejection("node(s) are bad for this team") if node.labels.get("bad") == pod.labels.get("team") else None
+
+
+def test_memoized_verdicts_are_reused_per_pod_key_until_the_node_changes() -> None:
+    rule = Counting()
+    e = engine(ConfiguredRule("count", rule))
+    nodes = [NodeView("a", labels={"bad": "x"}), NodeView("b", labels={"bad": "y"})]
+    team_x, team_y = PodView("p", labels={"team": "x"}), PodView("q", labels={"team": "y"})
+    assert list(e.filter(team_x, nodes, CTX, memoize=True).passed) == [1]
+    assert list(e.filter(team_x, nodes, CTX, memoize=True).passed) == [1]
+    assert rule.calls == 2, "the second request was answered from the memo"
+    assert list(e.filter(team_y, nodes, CTX, memoize=True).passed) == [0]
+    assert rule.calls == 4, "another pod key is evaluated afresh"
+    nodes[0] = NodeView("a", labels={"bad": "z"})  # the cache replaced a changed node
+    assert list(e.filter(team_x, nodes, CTX, memoize=True).passed) == [0, 1]
+    assert rule.calls == 5
+
+
+def test_rules_without_a_cache_key_and_full_node_requests_are_always_evaluated() -> None:
+    uncacheable = Counting(cacheable=False)
+    e = engine(ConfiguredRule("count", uncacheable))
+    pod = PodView("p", labels={"team": "x"})
+    for _ in range(3):
+        e.filter(pod, NODES, CTX, memoize=True)
+    assert uncacheable.calls == 12
+    cacheable = Counting()
+    e = engine(ConfiguredRule("count", cacheable))
+    for _ in range(3):
+        e.filter(pod, NODES, CTX)  # memoize=False: full-node views are new every request
+    assert cacheable.calls == 12
+
+
+def test_a_memoized_verdict_expires_at_valid_until() -> None:
+    from extender.policy import load_policy_text
+
+    policy = load_policy_text(
+        "predicates: [{type: node-maintenance, params: {window: {annotation: w, leadTime: 1h}}}]"
+    )
+    e = Engine(policy)
+    node = NodeView("n", annotations={"w": "2026-11-25T12:00:00Z/2026-11-25T14:00:00Z"})
+    at = lambda h, m=0: Context(now=datetime(2026, 11, 25, h, m, tzinfo=timezone.utc))  # noqa: E731
+    assert list(e.filter(POD, [node], at(10), memoize=True).passed) == [0]
+    assert list(e.filter(POD, [node], at(10, 59), memoize=True).passed) == [0]
+    assert list(e.filter(POD, [node], at(11), memoize=True).unresolvable) == ["n"]
+    assert list(e.filter(POD, [node], at(13, 59), memoize=True).unresolvable) == ["n"]
+    assert list(e.filter(POD, [node], at(14), memoize=True).passed) == [0]
+
+
+def test_rule_failures_are_not_memoized_and_are_reported_every_time() -> None:
+    class ExplodesCacheably(Explodes):
+        def cache_key(self, pod: PodView, ctx: Context) -> tuple[()]:
+            return ()
+
+    e = engine(ConfiguredRule("x", ExplodesCacheably({"n1"}), on_error="deny"))
+    for _ in range(2):
+        d = e.filter(POD, NODES, CTX, memoize=True)
+        assert d.unresolvable == {"n1": "node(s) could not be checked by x"}
+        assert [f.count for f in d.failures] == [1]
+
+
+def test_memoized_scores_equal_fresh_ones() -> None:
+    class CachedRank(Rank):
+        def cache_key(self, pod: PodView, ctx: Context) -> tuple[()]:
+            return ()
+
+    e = engine(priorities=(ConfiguredRule("r", CachedRank()), ConfiguredRule("s", CachedRank(), weight=2)))
+    fresh = e.prioritize(POD, NODES, CTX).scores
+    assert e.prioritize(POD, NODES, CTX, memoize=True).scores == fresh
+    assert e.prioritize(POD, NODES[::-1], CTX, memoize=True).scores == fresh[::-1]
+    assert e.prioritize(POD, NODES[:2], CTX, memoize=True).scores == [0, 10]  # normalised per request

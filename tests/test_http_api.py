@@ -153,6 +153,53 @@ def test_an_unexpected_exception_is_a_json_500_not_a_dead_worker(monkeypatch: py
     assert app.test_client().get("/healthz").status_code == 200
 
 
+def test_read_body_receives_straight_from_gunicorns_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    from flask import Flask, request
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    payload = WEB * 20
+    next_request = b"POST /scheduler/filter HTTP/1.1\r\n"
+    server, client = socket.socketpair()
+    unreader = SocketUnreader(server)
+    unreader.unread(payload[:1000])  # what gunicorn read past the headers
+    reader = LengthReader(unreader, len(payload))
+    monkeypatch.setattr(LengthReader, "read", lambda self, size: pytest.fail("took the slow path"))
+    sender = threading.Thread(target=client.sendall, args=(payload[1000:] + next_request,))
+    sender.start()
+    environ = {"wsgi.input": Body(reader), "CONTENT_LENGTH": str(len(payload)), "REQUEST_METHOD": "POST"}
+    with Flask(__name__).test_request_context(environ_overrides=environ):
+        body = read_body(request, len(payload))
+    sender.join()
+    assert body == payload
+    assert reader.length == 0, "gunicorn must see the body as consumed"
+    assert unreader.read(len(next_request)) == next_request, "the next request's bytes are left for gunicorn"
+    client.close()
+    server.close()
+
+
+def test_read_body_gives_back_pipelined_bytes_it_already_holds() -> None:
+    import socket
+
+    from flask import Flask, request
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    server, client = socket.socketpair()
+    unreader = SocketUnreader(server)
+    unreader.unread(b'{"a": 1}GET /healthz HTTP/1.1\r\n')
+    reader = LengthReader(unreader, 8)
+    environ = {"wsgi.input": Body(reader), "CONTENT_LENGTH": "8", "REQUEST_METHOD": "POST"}
+    with Flask(__name__).test_request_context(environ_overrides=environ):
+        assert read_body(request, 100) == b'{"a": 1}'
+    assert unreader.read(8) == b"GET /hea"
+    client.close()
+    server.close()
+
+
 def test_read_body_uses_gunicorns_length_reader_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
     from flask import Flask
     from gunicorn.http.body import Body, LengthReader

@@ -108,6 +108,9 @@ def app_with(nodes: list[dict[str, Any]] | None = None, unknown: str = "fail") -
         def get(self, name: str) -> NodeView | None:
             return cache.get(name)
 
+        def get_many(self, names: list[str]) -> list[NodeView | None]:
+            return [cache.get(n) for n in names]
+
     service = ExtenderService(
         POLICY, nodes=Cache(), options=ServiceOptions(unknown_nodes=unknown), clock=lambda: NOW  # type: ignore[arg-type]
     )
@@ -202,3 +205,20 @@ def test_preempt_keeps_only_requested_nodes_with_victims(
     for name, victims in kept.items():
         assert victims["Pods"], "never a node with 0 victims"
         assert [p["UID"] for p in victims["Pods"]] == candidates[name]
+
+
+@settings(max_examples=150, deadline=None)
+@given(requests())
+def test_names_mode_decides_as_full_node_mode_does(request: tuple[dict[str, Any], list[dict[str, Any]]]) -> None:
+    """The memoized names-mode path and the full-node path agree, request after request."""
+    pod, nodes = request
+    names = [n["metadata"]["name"] for n in nodes]
+    full = json.dumps({"Pod": pod, "Nodes": {"metadata": {}, "items": nodes}, "NodeNames": None}).encode()
+    by_name = json.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}).encode()
+    full_client, names_client = app_with(), app_with(nodes)
+    for _ in range(2):  # the second round is answered from the memo
+        a = json.loads(full_client.post("/scheduler/filter", data=full).data)
+        b = json.loads(names_client.post("/scheduler/filter", data=by_name).data)
+        assert [n["metadata"]["name"] for n in a["Nodes"]["items"]] == b["NodeNames"]
+        assert (a["FailedNodes"], a["FailedAndUnresolvableNodes"]) == (b["FailedNodes"], b["FailedAndUnresolvableNodes"])
+        assert full_client.post("/scheduler/prioritize", data=full).data == names_client.post("/scheduler/prioritize", data=by_name).data

@@ -1,11 +1,17 @@
-"""The policy engine: pure decisions over read-only views. Knows nothing of HTTP or JSON."""
+"""The policy engine: pure decisions over read-only views. Knows nothing of HTTP or JSON.
+
+With ``memoize=True`` (nodes from the node cache, names mode) verdicts are remembered on
+each node view, per rule chain and per what the rules say their verdict depends on
+(:meth:`Rule.cache_key`), until the node changes (the cache replaces its view) or a rule's
+:meth:`Rule.valid_until` passes. A repeated pod shape then costs one dict lookup per node.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from extender.engine.decisions import (
     FilterDecision,
@@ -15,11 +21,19 @@ from extender.engine.decisions import (
     Victims,
 )
 from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy
-from extender.engine.scoring import NEUTRAL_SCORE, combine, normalise
+from extender.engine.scoring import NEUTRAL_SCORE, normalised_column, score_columns
 from extender.sdk.rules import Context, Rejection, Rule
 from extender.view import NodeView, PodView
 
 R = TypeVar("R", bound=Rule)
+Active = list[tuple[ConfiguredRule[R], Rejection | None]]
+#: a node's verdict: the enforced chain's first rejection, and each shadow rule's
+Verdict = tuple[Rejection | None, tuple[Rejection | None, ...]]
+
+#: a raw score that failed (the column gets the rule's error score there)
+_FAILED = object()
+#: memo entries per node before the node's memo is reset (bounds pathological pod variety)
+_MEMO_LIMIT = 64
 
 
 class _Failures:
@@ -35,12 +49,36 @@ class _Failures:
         else:
             self._by_rule[rule.name] = replace(seen, count=seen.count + 1)
 
+    def __len__(self) -> int:
+        return sum(f.count for f in self._by_rule.values())
+
     def summary(self) -> tuple[RuleFailure, ...]:
         return tuple(self._by_rule.values())
 
 
 def _error_rejection(rule: ConfiguredRule[R]) -> Rejection:
     return Rejection(f"node(s) could not be checked by {rule.name}")
+
+
+def _error_score(rule: ConfiguredRule[R]) -> float:
+    """The normalised score a node gets from a priority that raised on it."""
+    return NEUTRAL_SCORE if rule.on_error == "allow" else 0.0
+
+
+def _expiry(rule: Rule, pod: PodView, node: NodeView, ctx: Context) -> float:
+    """POSIX time until which the rule's verdict on ``node`` holds (-inf: do not cache)."""
+    try:
+        until = rule.valid_until(pod, node, ctx)
+    except Exception:
+        return -math.inf
+    return math.inf if until is None else until.timestamp()
+
+
+def _remember(node: NodeView, key: Hashable, expires: float, value: Any) -> None:
+    memo = node.memo
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = (expires, value)
 
 
 class Engine:
@@ -52,92 +90,20 @@ class Engine:
         self._shadow_predicates = [r for r in policy.predicates if r.shadow]
         self._priorities = [r for r in policy.priorities if not r.shadow]
         self._shadow_priorities = [r for r in policy.priorities if r.shadow]
+        # Memo keys carry this token: node views outlive engines (tests, policy changes).
+        self._token = object()
 
     def in_scope(self, pod: PodView) -> bool:
         """Whether the policy applies to ``pod`` at all."""
         return self.policy.scope.matches(pod)
 
-    # -- filter -------------------------------------------------------------------------
-
-    def filter(self, pod: PodView, nodes: Sequence[NodeView], ctx: Context) -> FilterDecision:
-        """Split ``nodes`` into passing (by index) and rejected (by name, with a reason)."""
-        if not self.in_scope(pod):
-            return FilterDecision(in_scope=False, passed=range(len(nodes)))
-        failures = _Failures()
-        enforced = self._active(self._predicates, pod, ctx, failures)
-        shadows = self._active(self._shadow_predicates, pod, ctx, failures)
-        passed: list[int] = []
-        failed: dict[str, str] = {}
-        unresolvable: dict[str, str] = {}
-        for index, node in enumerate(nodes):
-            rejection = self._first_rejection(enforced, pod, node, ctx, failures)
-            if rejection is None:
-                passed.append(index)
-            elif rejection.resolvable:
-                failed[node.name] = rejection.reason
-            else:
-                unresolvable[node.name] = rejection.reason
-        shadow_rejections: dict[str, dict[str, str]] = {}
-        for rule, forced in shadows:
-            would = {}
-            for node in nodes:
-                rejection = self._check(rule, forced, pod, node, ctx, failures)
-                if rejection is not None:
-                    would[node.name] = rejection.reason
-            shadow_rejections[rule.name] = would
-        return FilterDecision(
-            in_scope=True,
-            passed=passed,
-            failed=failed,
-            unresolvable=unresolvable,
-            shadow_rejections=shadow_rejections,
-            failures=failures.summary(),
-        )
-
-    def reject_reason(self, pod: PodView, node: NodeView, ctx: Context) -> Rejection | None:
-        """The enforced predicates' verdict on one node (used by preempt)."""
-        failures = _Failures()
-        return self._first_rejection(self._active(self._predicates, pod, ctx, failures), pod, node, ctx, failures)
-
-    def _first_rejection(
-        self,
-        rules: Sequence[tuple[ConfiguredPredicate, Rejection | None]],
-        pod: PodView,
-        node: NodeView,
-        ctx: Context,
-        failures: _Failures,
-    ) -> Rejection | None:
-        for rule, forced in rules:
-            rejection = self._check(rule, forced, pod, node, ctx, failures)
-            if rejection is not None:
-                return rejection
-        return None
+    # -- shared -------------------------------------------------------------------------
 
     @staticmethod
-    def _check(
-        rule: ConfiguredPredicate,
-        forced: Rejection | None,
-        pod: PodView,
-        node: NodeView,
-        ctx: Context,
-        failures: _Failures,
-    ) -> Rejection | None:
-        if forced is not None:
-            return forced
-        try:
-            return rule.rule.filter(pod, node, ctx)
-        except Exception as exc:  # a rule bug or odd node data must not fail the request
-            deny = rule.on_error == "deny"
-            failures.record(rule, exc, "denied" if deny else "allowed")
-            return _error_rejection(rule) if deny else None
-
-    @staticmethod
-    def _active(
-        rules: Sequence[ConfiguredRule[R]], pod: PodView, ctx: Context, failures: _Failures
-    ) -> list[tuple[ConfiguredRule[R], Rejection | None]]:
+    def _active(rules: Sequence[ConfiguredRule[R]], pod: PodView, ctx: Context, failures: _Failures) -> Active[R]:
         """Rules that apply to this pod; a rule whose ``applies_to`` raised with
         ``onError: deny`` comes with a forced rejection for every node."""
-        active: list[tuple[ConfiguredRule[R], Rejection | None]] = []
+        active: Active[R] = []
         for rule in rules:
             try:
                 if rule.rule.applies_to(pod, ctx):
@@ -150,61 +116,217 @@ class Engine:
                     failures.record(rule, exc, "allowed")
         return active
 
-    # -- prioritize ---------------------------------------------------------------------
+    def _memo_key(self, kind: str, active: Active[R], pod: PodView, ctx: Context) -> Hashable | None:
+        """What a chain's verdict depends on besides the node, or None if it is not cacheable."""
+        parts = []
+        for rule, forced in active:
+            if forced is not None:
+                return None
+            try:
+                key = rule.rule.cache_key(pod, ctx)
+            except Exception:
+                return None
+            if key is None:
+                return None
+            parts.append((rule.name, key))
+        return (self._token, kind, tuple(parts))
 
-    def prioritize(self, pod: PodView, nodes: Sequence[NodeView], ctx: Context) -> ScoreDecision:
-        """Score every node 0..10 (see :mod:`extender.engine.scoring` for the arithmetic)."""
+    # -- filter -------------------------------------------------------------------------
+
+    def filter(self, pod: PodView, nodes: Sequence[NodeView], ctx: Context, *, memoize: bool = False) -> FilterDecision:
+        """Split ``nodes`` into passing (by index) and rejected (by name, with a reason)."""
         if not self.in_scope(pod):
-            return ScoreDecision(in_scope=False, scores=[0] * len(nodes))
+            return FilterDecision(in_scope=False, passed=range(len(nodes)))
         failures = _Failures()
-        columns: list[tuple[float, list[float]]] = []
-        breakdown: dict[str, list[float]] = {}
-        for rule, forced in self._active(self._priorities, pod, ctx, failures):
-            column = self._column(rule, forced is not None, pod, nodes, ctx, failures)
-            columns.append((rule.weight, column))
-            breakdown[rule.name] = column
-        scores = combine(columns, len(nodes))
-        shadow_scores: dict[str, list[int]] = {}
-        for rule, forced in self._active(self._shadow_priorities, pod, ctx, failures):
-            column = self._column(rule, forced is not None, pod, nodes, ctx, failures)
-            shadow_scores[rule.name] = combine([*columns, (rule.weight, column)], len(nodes))
-        return ScoreDecision(
+        enforced = self._active(self._predicates, pod, ctx, failures)
+        shadows = self._active(self._shadow_predicates, pod, ctx, failures)
+        verdicts = self._verdicts(enforced, shadows, pod, nodes, ctx, failures, memoize)
+        rejections = [verdict[0] for verdict in verdicts]
+        passed = [index for index, rejection in enumerate(rejections) if rejection is None]
+        failed: dict[str, str] = {}
+        unresolvable: dict[str, str] = {}
+        if len(passed) < len(nodes):
+            for node, rejection in zip(nodes, rejections):
+                if rejection is not None:
+                    (failed if rejection.resolvable else unresolvable)[node.name] = rejection.reason
+        shadow_rejections: dict[str, dict[str, str]] = {rule.name: {} for rule, _ in shadows}
+        if shadows:
+            for node, (_, shadow_verdicts) in zip(nodes, verdicts):
+                for (rule, _), rejection in zip(shadows, shadow_verdicts):
+                    if rejection is not None:
+                        shadow_rejections[rule.name][node.name] = rejection.reason
+        return FilterDecision(
             in_scope=True,
-            scores=scores,
-            breakdown=breakdown,
-            shadow_scores=shadow_scores,
+            passed=passed,
+            failed=failed,
+            unresolvable=unresolvable,
+            shadow_rejections=shadow_rejections,
             failures=failures.summary(),
         )
 
-    @staticmethod
-    def _column(
-        rule: ConfiguredPriority,
-        failed_for_pod: bool,
+    def _verdicts(
+        self,
+        enforced: Active[Any],
+        shadows: Active[Any],
         pod: PodView,
         nodes: Sequence[NodeView],
         ctx: Context,
         failures: _Failures,
-    ) -> list[float]:
-        """Normalised 0..10 scores of one priority; errors get 5 (allow) or 0 (deny)."""
-        error_score = NEUTRAL_SCORE if rule.on_error == "allow" else 0.0
-        if failed_for_pod:
-            return [error_score] * len(nodes)
-        raw: list[float | None] = []
-        errored: list[int] = []
-        for index, node in enumerate(nodes):
+        memoize: bool,
+    ) -> list[Verdict]:
+        """Per node: the enforced chain's first rejection, and each shadow rule's verdict."""
+        key = self._memo_key("filter", [*enforced, *shadows], pod, ctx) if memoize else None
+        if key is None:
+            return [self._evaluate(enforced, shadows, pod, node, ctx, failures, False)[0] for node in nodes]
+        now = ctx.now.timestamp()
+        verdicts: list[Verdict] = []
+        append = verdicts.append
+        for node in nodes:
+            hit = node.memo.get(key)
+            if hit is not None and hit[0] > now:
+                append(hit[1])
+                continue
+            before = len(failures)
+            verdict, expires = self._evaluate(enforced, shadows, pod, node, ctx, failures, True)
+            if len(failures) == before and expires > now:  # a failure is re-evaluated (and reported) every time
+                _remember(node, key, expires, verdict)
+            append(verdict)
+        return verdicts
+
+    def _evaluate(
+        self,
+        enforced: Active[Any],
+        shadows: Active[Any],
+        pod: PodView,
+        node: NodeView,
+        ctx: Context,
+        failures: _Failures,
+        until: bool,
+    ) -> tuple[Verdict, float]:
+        rejection, expires = self._first_rejection(enforced, pod, node, ctx, failures, until)
+        shadow_verdicts = []
+        for shadow in shadows:
+            verdict, shadow_expires = self._first_rejection([shadow], pod, node, ctx, failures, until)
+            shadow_verdicts.append(verdict)
+            expires = min(expires, shadow_expires)
+        return (rejection, tuple(shadow_verdicts)), expires
+
+    @staticmethod
+    def _first_rejection(
+        rules: Active[Any], pod: PodView, node: NodeView, ctx: Context, failures: _Failures, until: bool
+    ) -> tuple[Rejection | None, float]:
+        """The first rule's rejection and, if ``until``, until when that verdict holds (the
+        earliest ``valid_until`` of the rules that were evaluated)."""
+        expires = math.inf
+        for rule, forced in rules:
+            if forced is not None:
+                return forced, expires
+            try:
+                rejection = rule.rule.filter(pod, node, ctx)
+            except Exception as exc:  # a rule bug or odd node data must not fail the request
+                deny = rule.on_error == "deny"
+                failures.record(rule, exc, "denied" if deny else "allowed")
+                rejection = _error_rejection(rule) if deny else None
+            else:
+                if until:
+                    expires = min(expires, _expiry(rule.rule, pod, node, ctx))
+            if rejection is not None:
+                return rejection, expires
+        return None, expires
+
+    # -- prioritize ---------------------------------------------------------------------
+
+    def prioritize(
+        self,
+        pod: PodView,
+        nodes: Sequence[NodeView],
+        ctx: Context,
+        *,
+        memoize: bool = False,
+        explain: bool = False,
+    ) -> ScoreDecision:
+        """Score every node 0..10 (see :mod:`extender.engine.scoring` for the arithmetic).
+        ``explain`` adds each priority's normalised column to the decision."""
+        if not self.in_scope(pod):
+            return ScoreDecision(in_scope=False, scores=[0] * len(nodes))
+        failures = _Failures()
+        enforced = self._active(self._priorities, pod, ctx, failures)
+        shadows = self._active(self._shadow_priorities, pod, ctx, failures)
+        every = self._raw_columns([*enforced, *shadows], pod, nodes, ctx, failures, memoize)
+        raw = every[: len(enforced)]
+        weights = [rule.weight for rule, _ in enforced]
+        errors = [_error_score(rule) for rule, _ in enforced]
+        scores = score_columns(raw, weights, errors, _FAILED, len(nodes))
+        shadow_scores: dict[str, list[int]] = {}
+        for (shadow, _), column in zip(shadows, every[len(enforced) :]):
+            shadow_scores[shadow.name] = score_columns(
+                [*raw, column], [*weights, shadow.weight], [*errors, _error_score(shadow)], _FAILED, len(nodes)
+            )
+        breakdown = (
+            {rule.name: normalised_column(column, error, _FAILED) for (rule, _), column, error in zip(enforced, raw, errors)}
+            if explain
+            else {}
+        )
+        return ScoreDecision(
+            in_scope=True, scores=scores, breakdown=breakdown, shadow_scores=shadow_scores, failures=failures.summary()
+        )
+
+    def _raw_columns(
+        self,
+        rules: Active[Any],
+        pod: PodView,
+        nodes: Sequence[NodeView],
+        ctx: Context,
+        failures: _Failures,
+        memoize: bool,
+    ) -> list[Sequence[Any]]:
+        """One column of raw scores per priority (``_FAILED`` where it raised)."""
+        if not rules:
+            return []
+        key = self._memo_key("score", rules, pod, ctx) if memoize else None
+        if key is None:
+            rows = [self._raw_scores(rules, pod, node, ctx, failures, False)[0] for node in nodes]
+        else:
+            now = ctx.now.timestamp()
+            rows = []
+            append = rows.append
+            for node in nodes:
+                hit = node.memo.get(key)
+                if hit is not None and hit[0] > now:
+                    append(hit[1])
+                    continue
+                row, expires = self._raw_scores(rules, pod, node, ctx, failures, True)
+                if _FAILED not in row and expires > now:
+                    _remember(node, key, expires, row)
+                append(row)
+        if not rows:
+            return [[] for _ in rules]
+        return list(zip(*rows))
+
+    @staticmethod
+    def _raw_scores(
+        rules: Active[Any], pod: PodView, node: NodeView, ctx: Context, failures: _Failures, until: bool
+    ) -> tuple[tuple[Any, ...], float]:
+        """Each priority's raw score of ``node`` (``_FAILED`` where it raised) and, if
+        ``until``, until when they hold."""
+        row: list[Any] = []
+        expires = math.inf
+        for rule, forced in rules:
+            if forced is not None:
+                row.append(_FAILED)
+                continue
             try:
                 value = rule.rule.score(pod, node, ctx)
                 if value is not None and not math.isfinite(value):
                     raise ValueError(f"score {value!r} is not a finite number")
-                raw.append(value)
             except Exception as exc:
                 failures.record(rule, exc, "neutral score" if rule.on_error == "allow" else "lowest score")
-                raw.append(None)
-                errored.append(index)
-        column = normalise(raw)
-        for index in errored:
-            column[index] = error_score
-        return column
+                value = _FAILED
+            else:
+                if until:
+                    expires = min(expires, _expiry(rule.rule, pod, node, ctx))
+            row.append(value)
+        return tuple(row), expires
 
     # -- preempt ------------------------------------------------------------------------
 
@@ -214,6 +336,8 @@ class Engine:
         candidates: Mapping[str, Victims],
         lookup: Callable[[str], NodeView | None],
         ctx: Context,
+        *,
+        memoize: bool = False,
     ) -> PreemptDecision:
         """Keep candidate nodes that have victims and that the enforced predicates accept.
 
@@ -227,20 +351,21 @@ class Engine:
         in_scope = self.in_scope(pod)
         failures = _Failures()
         enforced = self._active(self._predicates, pod, ctx, failures) if in_scope else []
-        for name, victims in candidates.items():
-            if not victims.uids:
-                dropped[name] = "no victims"
-                continue
-            if enforced:
-                node = lookup(name)
-                if node is None:
-                    unevaluated.append(name)
-                else:
-                    rejection = self._first_rejection(enforced, pod, node, ctx, failures)
-                    if rejection is not None:
-                        dropped[name] = rejection.reason
-                        continue
-            kept[name] = victims
+        with_victims = {name: victims for name, victims in candidates.items() if victims.uids}
+        dropped.update((name, "no victims") for name in candidates if name not in with_victims)
+        if not enforced:
+            return PreemptDecision(in_scope, with_victims, dropped, failures=failures.summary())
+        seen: list[tuple[str, NodeView]] = []
+        for name in with_victims:
+            node = lookup(name)
+            if node is None:
+                unevaluated.append(name)
+            else:
+                seen.append((name, node))
+        verdicts = self._verdicts(enforced, [], pod, [node for _, node in seen], ctx, failures, memoize)
+        rejected = {name: r.reason for (name, _), (r, _) in zip(seen, verdicts) if r is not None}
+        dropped.update(rejected)
+        kept = {name: victims for name, victims in with_victims.items() if name not in rejected}
         return PreemptDecision(
             in_scope=in_scope, kept=kept, dropped=dropped, unevaluated=unevaluated, failures=failures.summary()
         )

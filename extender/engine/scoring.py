@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from extender.sdk.rules import MAX_SCORE
 
@@ -40,13 +41,83 @@ def round_half_up(value: float) -> int:
     return int(math.floor(value + 0.5))
 
 
+#: ties are decided within this tolerance, so both code paths below round x.5 up even when
+#: float arithmetic lands a hair below it
+_TIE = 1e-9
+
+
 def combine(columns: Sequence[tuple[float, Sequence[float]]], node_count: int) -> list[int]:
     """Weighted average of normalised columns ``(weight, scores)``, as integers in 0..10."""
     total_weight = sum(weight for weight, _ in columns)
     if total_weight <= 0:
         return [MIN_SCORE] * node_count
-    result = []
-    for i in range(node_count):
-        value = sum(weight * scores[i] for weight, scores in columns) / total_weight
-        result.append(min(MAX_SCORE, max(MIN_SCORE, round_half_up(value))))
-    return result
+    totals = [0.0] * node_count
+    for weight, scores in columns:
+        totals = [total + weight * score for total, score in zip(totals, scores)]
+    # A weighted average of values in 0..10 stays in 0..10 (float error is far below the
+    # 0.5 that would change the rounding), and int(x + 0.5) rounds half up for x >= 0.
+    return [int(total / total_weight + 0.5 + _TIE) for total in totals]
+
+
+def normalised_column(raw: Sequence[Any], error_score: float, failed: object) -> list[float]:
+    """:func:`normalise`, with entries that are ``failed`` set to ``error_score``."""
+    if failed not in raw:
+        return normalise(raw)
+    column = normalise([None if value is failed else value for value in raw])
+    return [error_score if value is failed else score for value, score in zip(raw, column)]
+
+
+def _score_slowly(
+    raw_columns: Sequence[Sequence[Any]],
+    weights: Sequence[float],
+    error_scores: Sequence[float],
+    failed: object,
+    node_count: int,
+) -> list[int]:
+    columns = [normalised_column(c, e, failed) for c, e in zip(raw_columns, error_scores)]
+    return combine(list(zip(weights, columns)), node_count)
+
+
+def score_columns(
+    raw_columns: Sequence[Sequence[Any]],
+    weights: Sequence[float],
+    error_scores: Sequence[float],
+    failed: object,
+    node_count: int,
+) -> list[int]:
+    """Normalise each priority's raw column and combine them: the final 0..10 scores.
+
+    When every node has a value in every column (the usual case) this is one pass: the
+    weighted average of min-max normalised columns is linear in the raw scores,
+    ``sum(a_i * raw_i) + b``, so no normalised column is built.
+    """
+    total_weight = sum(weights)
+    if total_weight <= 0 or not raw_columns or node_count == 0:
+        return [MIN_SCORE] * node_count
+    offset = _TIE + 0.5
+    linear: list[tuple[float, Sequence[float]]] = []
+    for weight, column in zip(weights, raw_columns):
+        try:  # min/max raise on a missing value (None) or a failure: the general path then
+            low, high = min(column), max(column)
+        except TypeError:
+            return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
+        if low is None or low is failed:  # a one-node column
+            return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
+        if high == low:
+            offset += MAX_SCORE * weight / total_weight  # every node gets 10
+        else:
+            slope = MAX_SCORE * weight / (total_weight * (high - low))
+            offset -= slope * low
+            linear.append((slope, column))
+    if not linear:
+        return [int(offset)] * node_count
+    if len(linear) == 1:
+        (a, xs), = linear
+        return [int(a * x + offset) for x in xs]
+    if len(linear) == 2:
+        (a, xs), (b, ys) = linear
+        return [int(a * x + b * y + offset) for x, y in zip(xs, ys)]
+    totals = [offset] * node_count
+    for slope, column in linear:
+        totals = [total + slope * x for total, x in zip(totals, column)]
+    return [int(total) for total in totals]

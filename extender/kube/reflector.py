@@ -77,8 +77,10 @@ class Reflector(Generic[T]):
         resync_period: float = 1800.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_list: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
+        self.on_list = on_list
         self.client = client
         self.path = path
         self.store = store
@@ -166,6 +168,7 @@ class Reflector(Generic[T]):
             log.info("%s: synced %d item(s) at resourceVersion %s", self.name, self._count, resource_version)
         self.status.synced = True
         self.synced.set()
+        self.on_list()
 
     def watch(self) -> None:
         """Follow one watch stream until the server ends it (or it is time to relist)."""

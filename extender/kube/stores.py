@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from msgspec import Raw
 
@@ -21,6 +21,11 @@ class NodeStore:
 
     def get(self, name: str) -> NodeView | None:
         return self._nodes.get(name)
+
+    def get_many(self, names: Sequence[str]) -> list[NodeView | None]:
+        """``get`` for each name, in one call (names-mode requests carry thousands)."""
+        nodes = self._nodes
+        return [nodes.get(name) for name in names]
 
     @property
     def ready(self) -> bool:

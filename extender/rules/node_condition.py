@@ -60,6 +60,9 @@ class NodeConditionPredicate(Predicate):
             for status in ("True", "False", "Unknown")
         }
 
+    def cache_key(self, pod: PodView, ctx: Context) -> tuple[()]:
+        return ()  # the verdict depends on the node alone
+
     def filter(self, pod: PodView, node: NodeView, ctx: Context) -> Rejection | None:
         for ctype, status, equal in self.checks:
             condition = node.condition(ctype)

@@ -235,6 +235,13 @@ class NodeCostPriority(Priority):
         spread = price_spread(params)
         self._classes = tuple((c, tier_offset(spread, c)) for c in params.pod_classes)
 
+    def cache_key(self, pod: PodView, ctx: Context) -> int:
+        """The index of the pod's class (-1: none); the score depends on nothing else of the pod."""
+        for index, (pod_class, _) in enumerate(self._classes):
+            if pod_class.matches(pod):
+                return index
+        return -1
+
     def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | None:
         spec = self.spec
         capacity_type = node.labels.get(spec.capacity_type_label, spec.default_capacity_type)

@@ -178,6 +178,22 @@ class NodeMaintenancePredicate(Predicate):
         )
         self._window = params.window
 
+    def cache_key(self, pod: PodView, ctx: Context) -> tuple[()]:
+        return ()  # the verdict depends on the node (and the time: see valid_until)
+
+    def valid_until(self, pod: PodView, node: NodeView, ctx: Context) -> datetime | None:
+        """The next window edge: where rejection starts (start - leadTime) or ends."""
+        if self._window is None:
+            return None
+        found = _read_window(self._window, node.annotations)
+        if found is None:
+            return None
+        start, end = found
+        opens = start - self._window.lead_time
+        if ctx.now < opens:
+            return opens
+        return end if ctx.now < end else None
+
     def filter(self, pod: PodView, node: NodeView, ctx: Context) -> Rejection | None:
         for match, rejection in self._labels:
             if match.matches(node.labels):

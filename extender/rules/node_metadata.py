@@ -143,6 +143,10 @@ class NodeMetadataPriority(Priority):
             self._sign * float(params.default) if isinstance(params.default, Decimal) else None
         )
 
+    def cache_key(self, pod: PodView, ctx: Context) -> tuple[()] | None:
+        # A "now-30d" default moves with the clock: only a fixed default can be cached.
+        return None if isinstance(self.spec.default, TimeReference) else ()
+
     def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | None:
         spec = self.spec
         if spec.source == "creationTimestamp":

@@ -35,7 +35,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from extender.k8s.selectors import LabelSelector, NodeSelectorTerm
-from extender.sdk.params import LabelSelectorSchema, RequirementSchema, one_of
+from extender.sdk.params import LabelSelectorSchema, RequirementSchema, is_number, one_of
 from extender.sdk.registry import predicate
 from extender.sdk.rules import Context, Predicate, Rejection
 from extender.view import NodeView, PodView
@@ -160,6 +160,12 @@ class NodeSelectorPolicyPredicate(Predicate):
         # Keyed by mapping name (unique): reasons name the pool, never the node.
         self._not_in_pool = {m.name: Rejection(f"node(s) not in node pool {m.name!r}") for m in params.mappings}
         self._reserved = {m.name: Rejection(f"node(s) reserved for node pool {m.name!r}") for m in self._exclusive}
+        self._time_dependent = any(
+            req.operator in ("Gt", "Lt") and not is_number(req.values[0])
+            for m in params.mappings
+            for term in m.terms
+            for req in term.requirements
+        )
 
     def mapping_for(self, pod: PodView) -> PoolMapping | None:
         """The first mapping that applies to ``pod``, if any."""
@@ -170,6 +176,12 @@ class NodeSelectorPolicyPredicate(Predicate):
 
     def applies_to(self, pod: PodView, ctx: Context) -> bool:
         return bool(self._exclusive) or self.deny_unmatched or self.mapping_for(pod) is not None
+
+    def cache_key(self, pod: PodView, ctx: Context) -> str | None:
+        if self._time_dependent:
+            return None  # "now+72h" moves every second: evaluate each request
+        mapping = self.mapping_for(pod)
+        return "" if mapping is None else mapping.name
 
     def filter(self, pod: PodView, node: NodeView, ctx: Context) -> Rejection | None:
         mapping = self.mapping_for(pod)

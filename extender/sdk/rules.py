@@ -7,7 +7,7 @@ concurrently from several request threads: keep per-request state out of ``self`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -62,6 +62,21 @@ class Rule(ABC):
     def applies_to(self, pod: PodView, ctx: Context) -> bool:
         """Whether the rule has an opinion about this pod at all (checked once per request)."""
         return True
+
+    def cache_key(self, pod: PodView, ctx: Context) -> Hashable | None:
+        """Opt in to verdict caching for nodes from the node cache (names mode).
+
+        Return what about the pod this rule's verdict depends on (``()`` if nothing), or
+        None (the default) to be evaluated on every request. A cached verdict for a node is
+        reused for pods with an equal key until the node changes or :meth:`valid_until`
+        passes; keep keys small (a mapping's index, not the whole pod).
+        """
+        return None
+
+    def valid_until(self, pod: PodView, node: NodeView, ctx: Context) -> datetime | None:
+        """When this node's verdict may change with time alone (None: only when the node
+        changes). Only consulted for rules that return a :meth:`cache_key`."""
+        return None
 
 
 class Predicate(Rule):

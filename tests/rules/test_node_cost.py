@@ -280,7 +280,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 def engine_scores(rule: NodeCostPriority, nodes: list[NodeView]) -> list[tuple[float, int]]:
     """Normalised (0..10 float) and final integer score of each node, the rule scoring alone."""
-    decision = Engine(Policy(priorities=(ConfiguredRule("cost", rule),))).prioritize(PLAIN, nodes, CTX)
+    decision = Engine(Policy(priorities=(ConfiguredRule("cost", rule),))).prioritize(PLAIN, nodes, CTX, explain=True)
     return list(zip(decision.breakdown["cost"], decision.scores))
 
 

@@ -1,0 +1,1 @@
+"""The extender benchmark: ``python -m benchmarks`` (see README "Performance")."""
