@@ -11,6 +11,7 @@ The values that matter for correctness were measured (python-stack.md §5.4, §7
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 from typing import Any
@@ -41,6 +42,22 @@ proc_name = "extender"
 
 
 
+def _bound_malloc() -> None:
+    """Keep glibc from holding on to request-sized memory (a no-op elsewhere).
+
+    glibc raises its mmap threshold to the size of each large block freed, so after the
+    first 7 MB body later ones come from a heap arena that is never given back, one arena
+    per request thread: the busy worker's RSS stepped from 56 to 72 MiB after ~1100
+    requests of 1000 nodes, then stayed there. A fixed 1 MiB threshold maps large blocks
+    and unmaps them on free.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD (fixing it also stops the adjusting)
+    except (OSError, AttributeError):
+        pass
+
+
 def post_worker_init(worker: Any) -> None:
     """Keep the cyclic GC off the request path.
 
@@ -50,6 +67,7 @@ def post_worker_init(worker: Any) -> None:
     after each list. Measured in process on 5000 cached nodes: p99 4.9 -> 2.0 ms, worst
     request 35 -> 3 ms (full collections scanning the cache).
     """
+    _bound_malloc()
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 100)
@@ -58,5 +76,5 @@ def post_worker_init(worker: Any) -> None:
 SETTINGS = {
     name: value
     for name, value in dict(globals()).items()
-    if not name.startswith("_") and name not in ("annotations", "os", "gc", "Any", "SETTINGS") and value is not None
+    if not name.startswith("_") and name not in ("annotations", "ctypes", "os", "gc", "Any", "SETTINGS") and value is not None
 }
