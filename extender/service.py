@@ -116,7 +116,7 @@ class ExtenderService:
             if not self.engine.in_scope(pod):
                 self._log_out_of_scope("filter", pod, len(items), started)
                 return codec.encode_filter_reply(node_items=items)
-            decision = self.engine.filter(pod, codec.decode_nodes(items), ctx)
+            decision = self.engine.filter(pod, codec.decode_node_views(body, args), ctx)
             self._log_filter(pod, len(items), decision, started)
             return codec.encode_filter_reply(
                 node_items=[items[i] for i in decision.passed],
