@@ -81,6 +81,28 @@ def _remember(node: NodeView, key: Hashable, expires: float, value: Any) -> None
     memo[key] = (expires, value)
 
 
+V = TypeVar("V")
+
+
+def _memoized(
+    nodes: Sequence[NodeView], key: Hashable, now: float, evaluate: Callable[[NodeView], tuple[V, float, bool]]
+) -> list[V]:
+    """Each node's memoized value under ``key``, evaluating (and remembering, unless
+    ``evaluate`` says the result must not be kept) where there is none or it expired."""
+    values: list[V] = []
+    append = values.append
+    for node in nodes:
+        hit = node.memo.get(key)
+        if hit is not None and hit[0] > now:
+            append(hit[1])
+            continue
+        value, expires, keep = evaluate(node)
+        if keep and expires > now:  # a failure is re-evaluated (and reported) every time
+            _remember(node, key, expires, value)
+        append(value)
+    return values
+
+
 class Engine:
     """Evaluates a :class:`Policy` for one pod against candidate nodes."""
 
@@ -178,20 +200,13 @@ class Engine:
         key = self._memo_key("filter", [*enforced, *shadows], pod, ctx) if memoize else None
         if key is None:
             return [self._evaluate(enforced, shadows, pod, node, ctx, failures, False)[0] for node in nodes]
-        now = ctx.now.timestamp()
-        verdicts: list[Verdict] = []
-        append = verdicts.append
-        for node in nodes:
-            hit = node.memo.get(key)
-            if hit is not None and hit[0] > now:
-                append(hit[1])
-                continue
+
+        def evaluate(node: NodeView) -> tuple[Verdict, float, bool]:
             before = len(failures)
             verdict, expires = self._evaluate(enforced, shadows, pod, node, ctx, failures, True)
-            if len(failures) == before and expires > now:  # a failure is re-evaluated (and reported) every time
-                _remember(node, key, expires, verdict)
-            append(verdict)
-        return verdicts
+            return verdict, expires, len(failures) == before
+
+        return _memoized(nodes, key, ctx.now.timestamp(), evaluate)
 
     def _evaluate(
         self,
@@ -287,18 +302,12 @@ class Engine:
         if key is None:
             rows = [self._raw_scores(rules, pod, node, ctx, failures, False)[0] for node in nodes]
         else:
-            now = ctx.now.timestamp()
-            rows = []
-            append = rows.append
-            for node in nodes:
-                hit = node.memo.get(key)
-                if hit is not None and hit[0] > now:
-                    append(hit[1])
-                    continue
+
+            def evaluate(node: NodeView) -> tuple[tuple[Any, ...], float, bool]:
                 row, expires = self._raw_scores(rules, pod, node, ctx, failures, True)
-                if _FAILED not in row and expires > now:
-                    _remember(node, key, expires, row)
-                append(row)
+                return row, expires, _FAILED not in row
+
+            rows = _memoized(nodes, key, ctx.now.timestamp(), evaluate)
         if not rows:
             return [[] for _ in rules]
         return list(zip(*rows))

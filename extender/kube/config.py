@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from extender.k8s.timefmt import parse_timestamp
+from extender.k8s.yamlfmt import describe_yaml_error
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
@@ -430,7 +431,7 @@ def _load_file(path: str) -> Mapping[str, Any]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"kubeconfig {path}: not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError(f"kubeconfig {path}: not valid YAML: {describe_yaml_error(exc)}") from None
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -677,14 +678,6 @@ def _names(entries: Mapping[str, object]) -> str:
 def _reason(exc: Exception) -> str:
     strerror = getattr(exc, "strerror", None)
     return str(strerror) if strerror else str(exc)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if mark is not None:
-        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return str(problem)
 
 
 __all__ = [

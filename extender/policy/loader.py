@@ -17,6 +17,7 @@ from marshmallow import ValidationError
 import extender.rules  # noqa: F401  (registers the built-in rules)
 from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy, PodScope
 from extender.k8s.selectors import LabelSelector
+from extender.k8s.yamlfmt import describe_yaml_error
 from extender.policy.errors import PolicyError, flatten
 from extender.policy.schema import PolicySchema
 from extender.sdk.registry import Kind, UnknownRuleError, resolve
@@ -48,7 +49,7 @@ def load_policy_text(text: str, source: str = "<inline>") -> Policy:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PolicyError([f"not valid YAML: {_yaml_problem(exc)}"], source) from None
+        raise PolicyError([f"not valid YAML: {describe_yaml_error(exc)}"], source) from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -123,14 +124,6 @@ def _build_rules(
             )
         )
     return built
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if mark is not None:
-        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return str(problem)
 
 
 __all__ = ["DEFAULT_POLICY_SOURCE", "PolicyError", "default_policy_text", "load_policy", "load_policy_text"]
