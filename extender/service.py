@@ -134,23 +134,28 @@ class ExtenderService:
             return codec.encode_filter_reply(error=NOT_SYNCED_ERROR)
         views, positions, unknown = self._resolve_names(names)
         decision = self.engine.filter(pod, views, ctx, memoize=True)
-        passing = {positions[i] for i in decision.passed}
-        unresolvable = dict(decision.unresolvable)
-        if self.options.unknown_nodes == "pass":
-            unknown_names = set(unknown)
-            passing.update(i for i, name in enumerate(names) if name in unknown_names)
-        else:
-            reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
-            unresolvable.update((name, reason) for name in unknown)
-        decision = FilterDecision(
-            True, sorted(passing), decision.failed, unresolvable, decision.shadow_rejections, decision.failures
-        )
+        if unknown:
+            decision = self._with_unknown(names, positions, unknown, decision)
         self._log_filter(pod, len(names), decision, started)
         return codec.encode_filter_reply(
             node_names=[names[i] for i in decision.passed],
             failed=decision.failed,
-            unresolvable=unresolvable,
+            unresolvable=decision.unresolvable,
         )
+
+    def _with_unknown(
+        self, names: Sequence[str], positions: Sequence[int], unknown: Sequence[str], decision: FilterDecision
+    ) -> FilterDecision:
+        """The decision on the known nodes, extended to names the cache does not know."""
+        passed = [positions[i] for i in decision.passed]
+        unresolvable = dict(decision.unresolvable)
+        if self.options.unknown_nodes == "pass":
+            unknown_names = set(unknown)
+            passed = sorted([*passed, *(i for i, name in enumerate(names) if name in unknown_names)])
+        else:
+            reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
+            unresolvable.update((name, reason) for name in unknown)
+        return FilterDecision(True, passed, decision.failed, unresolvable, decision.shadow_rejections, decision.failures)
 
     # -- prioritize ---------------------------------------------------------------------
 
