@@ -372,25 +372,6 @@ def decode_nodes(items: Sequence[Raw]) -> list[NodeView]:
     return views
 
 
-class _NameOnlyMeta(Struct, gc=False):
-    name: str = ""
-
-
-class _NameOnly(Struct, gc=False):
-    metadata: _NameOnlyMeta | None = None
-
-
-def decode_node_names(items: Sequence[Raw]) -> list[str]:
-    """Just the names of a full-node request's nodes (cheaper than full views)."""
-    names = []
-    for index, item in enumerate(items):
-        node = _decode(item, _NameOnly, f"Nodes.items[{index}]")
-        if node.metadata is None or not node.metadata.name:
-            raise WireError(f"Nodes.items[{index}].metadata.name: required")
-        names.append(node.metadata.name)
-    return names
-
-
 def _container(container: _Container) -> ContainerResources:
     resources = container.resources or _Resources()
     return ContainerResources(
