@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +18,9 @@ from extender.settings import Settings
 from extender.web import create_app
 
 
-def _fixtures_dir() -> Path:
-    """``../shared/fixtures`` beside the checkout (EXTENDER_FIXTURES overrides it)."""
-    candidates = [Path(os.environ["EXTENDER_FIXTURES"])] if os.environ.get("EXTENDER_FIXTURES") else []
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "fixtures", Path("/work/shared/fixtures")]
-    for candidate in candidates:
-        if (candidate / "README.md").is_file():
-            return candidate
-    raise RuntimeError(f"recorded fixtures not found in {', '.join(map(str, candidates))}; set EXTENDER_FIXTURES")
-
-
-#: recorded from a real kube-scheduler and kube-apiserver (see its README)
-FIXTURES = _fixtures_dir()
+#: recorded from a real kube-scheduler and kube-apiserver (see its README); copied into the
+#: repository (tests/fixtures/COPIED-FROM.md says from where) so that a fresh clone tests itself
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCHEDULER_VERSIONS = ("kube-scheduler-v1.24", "kube-scheduler-v1.30")
 
 
@@ -66,6 +57,15 @@ def fixture(version: str, mode: str, stem: str) -> bytes:
 
 def load_json(data: bytes) -> Any:
     return json.loads(data)
+
+
+def eventually(check: Callable[[], object], timeout: float = 30.0) -> None:
+    """Wait until ``check()`` is true; fail after ``timeout`` seconds (a hang, not a speed)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
 
 
 def make_app(policy: Policy | str | None = None, settings: Settings | None = None) -> Flask:

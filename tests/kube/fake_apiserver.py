@@ -534,7 +534,7 @@ class FakeApiServer:
         with self.store.cond:
             return len(self.store.watches)
 
-    def wait_for_watches(self, count: int = 1, timeout: float = 5.0) -> bool:
+    def wait_for_watches(self, count: int = 1, timeout: float = 30.0) -> bool:
         """Wait until at least ``count`` watch streams are open (a reflector has caught up)."""
         with self.store.cond:
             return self.store.cond.wait_for(lambda: len(self.store.watches) >= count, timeout)

@@ -34,7 +34,6 @@ import binascii
 import bisect
 import copy
 import json
-import os
 import posixpath
 import re
 import threading
@@ -53,17 +52,8 @@ WatchState = Literal["open", "ended", "dropped"]
 # -- the recordings ------------------------------------------------------------------------
 
 
-def fixtures_dir() -> Path:
-    """``../shared/fixtures`` beside the checkout (EXTENDER_FIXTURES overrides it)."""
-    candidates = [Path(os.environ["EXTENDER_FIXTURES"])] if os.environ.get("EXTENDER_FIXTURES") else []
-    candidates += [Path(__file__).resolve().parents[3] / "shared" / "fixtures", Path("/work/shared/fixtures")]
-    for candidate in candidates:
-        if (candidate / "README.md").is_file():
-            return candidate
-    raise RuntimeError(f"recorded fixtures not found in {', '.join(map(str, candidates))}; set EXTENDER_FIXTURES")
-
-
-FIXTURES: Final = fixtures_dir()
+#: the recordings copied into the repository (tests/fixtures, see COPIED-FROM.md there)
+FIXTURES: Final = Path(__file__).resolve().parents[1] / "fixtures"
 #: responses recorded from a real kube-apiserver v1.24 (see the fixtures' README)
 RECORDINGS: Final = FIXTURES / "kube-apiserver-v1.24"
 

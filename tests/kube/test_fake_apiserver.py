@@ -220,21 +220,22 @@ def test_watch_from_a_compacted_revision_is_one_error_event(apiserver: FakeApiSe
     apiserver.modify_node("node-00001", lambda n: n["metadata"]["labels"].update({"a": "b"}))
     apiserver.modify_node("node-00001", lambda n: n["metadata"]["labels"].update({"a": "c"}))
     assert apiserver.compact() == 504
-    started = time.monotonic()
-    stream = watch(apiserver, "/api/v1/nodes", resourceVersion="503")
+    # The stream must end right after the error, not stay open until timeoutSeconds (60 s):
+    # a stream left open would stall the read below past its 5 s read timeout and fail it.
+    query = {"watch": "1", "resourceVersion": "503", "timeoutSeconds": 60}
+    stream = requests.get(apiserver.url + "/api/v1/nodes", params=query, headers=AUTH, stream=True, timeout=(5, 5))
     assert stream.status_code == 200
     assert list(stream.iter_lines()) == [
         b'{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
         b'"message":"too old resource version: 503 (504)","reason":"Expired","code":410}}'
     ]
-    assert time.monotonic() - started < 2  # the stream ends at once
     assert [e["type"] for e in events(watch(apiserver, "/api/v1/nodes", resourceVersion="504", timeoutSeconds=1))] == []
 
 
 def test_watch_ends_cleanly_at_timeout_seconds(apiserver: FakeApiServer) -> None:
     started = time.monotonic()
     assert events(watch(apiserver, "/api/v1/nodes", resourceVersion="502", timeoutSeconds=1)) == []
-    assert 0.9 < time.monotonic() - started < 3
+    assert time.monotonic() - started > 0.9  # held open until timeoutSeconds (then ended, not timed out)
 
 
 def test_end_watches_ends_streams_cleanly(apiserver: FakeApiServer) -> None:
@@ -432,12 +433,11 @@ def test_fail_next(apiserver: FakeApiServer) -> None:
 
 
 def test_delay_next_makes_a_client_time_out(apiserver: FakeApiServer) -> None:
-    apiserver.delay_next("/api/v1/nodes", 1.0)
+    apiserver.delay_next("/api/v1/nodes", 30.0)
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.get(apiserver.url + "/api/v1/nodes", headers=AUTH, timeout=0.2)
-    started = time.monotonic()
+    # Only the next request is delayed: a second delay of 30 s would time this one out (10 s).
     assert get(apiserver, "/api/v1/nodes").status_code == 200
-    assert time.monotonic() - started < 0.5
 
 
 def test_401_without_the_token_and_after_rotation(apiserver: FakeApiServer) -> None:
@@ -492,7 +492,6 @@ def test_tls_with_an_optional_client_certificate(tls: TlsFiles) -> None:
 
 
 def test_many_synthetic_nodes(apiserver: FakeApiServer) -> None:
-    started = time.monotonic()
     names = apiserver.add_synthetic_nodes(2000)
     assert names[0] == "node-00008" and names[-1] == "node-02007"
     assert apiserver.resource_version == 502 + 2000
@@ -508,4 +507,3 @@ def test_many_synthetic_nodes(apiserver: FakeApiServer) -> None:
         if not (token := page.json()["metadata"].get("continue", "")):
             break
     assert [len(p["items"]) for p in pages] == [500, 500, 500, 500, 8]
-    assert time.monotonic() - started < 5

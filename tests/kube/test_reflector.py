@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,15 +15,8 @@ from extender.kube.client import Backoff, KubeClient
 from extender.kube.config import ClusterConfig, StaticToken
 from extender.kube.reflector import Reflector
 from extender.kube.stores import NodeStore, PodStore
+from tests.conftest import eventually
 from tests.kube.fake_apiserver import FakeApiServer
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def node_reflector(server: FakeApiServer, **kwargs: Any) -> tuple[Reflector[Any], NodeStore]:
