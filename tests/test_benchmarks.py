@@ -8,13 +8,14 @@ import json
 from benchmarks import payloads
 from benchmarks.__main__ import Row, scaling, table
 from benchmarks.baseline import stdlib_round_trip_ms
-from extender import codec
+from extender.codec import kube_scheduler as wire
+from extender.codec.objects import decode_nodes
 
 
 def test_full_node_payloads_replicate_the_recorded_nodes_under_unique_names() -> None:
     payload = payloads.full_nodes(20)
-    args = codec.decode_extender_args(payload.body)
-    views = codec.decode_nodes(args.node_items or [])
+    args = wire.decode_extender_args(payload.body)
+    views = decode_nodes(args.node_items or [])
     assert [v.name for v in views] == [f"node-{i:05d}" for i in range(20)]
     assert len({v.uid for v in views}) == 20
     assert views[9].labels == {**views[1].labels, "kubernetes.io/hostname": "node-00009"}  # 8 templates cycle
@@ -26,7 +27,7 @@ def test_full_node_payloads_replicate_the_recorded_nodes_under_unique_names() ->
 def test_names_payloads_pick_nodes_spread_over_the_cache() -> None:
     names = json.loads(payloads.names(5, 50).body)["NodeNames"]
     assert names == ["node-00000", "node-00010", "node-00020", "node-00030", "node-00040"]
-    preempt = codec.decode_preemption_args(payloads.preempt_meta(3, 30))
+    preempt = wire.decode_preemption_args(payloads.preempt_meta(3, 30))
     assert list(preempt.candidates) == ["node-00000", "node-00010", "node-00020"] and preempt.meta
 
 

@@ -20,7 +20,7 @@ from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
 from extender.view import NodeView
 from extender.web import create_app
-from extender import codec
+from extender.codec import objects
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -100,7 +100,7 @@ def requests(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def app_with(nodes: list[dict[str, Any]] | None = None, unknown: str = "fail") -> Any:
-    cache = {n["metadata"]["name"]: codec.decode_node(json.dumps(n).encode()) for n in nodes or []}
+    cache = {n["metadata"]["name"]: objects.decode_node(json.dumps(n).encode()) for n in nodes or []}
 
     class Cache:
         ready = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from extender import codec
+from extender.codec import kube_api
 from extender.kube.client import KubeClient
 from extender.kube.errors import ApiError, Conflict, NotFound
 from extender.kube.placements import RecentPlacements
@@ -40,7 +40,7 @@ class KubeBinder:
             self.client.request(
                 "POST",
                 f"/api/v1/namespaces/{namespace}/pods/{name}/binding",
-                body=codec.encode_binding(namespace, name, uid, node),
+                body=kube_api.encode_binding(namespace, name, uid, node),
                 retry=True,  # safe: a repeated bind comes back as a 409 we resolve below
                 deadline=deadline,
             )
@@ -62,7 +62,7 @@ class KubeBinder:
             response = self.client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}", deadline=deadline)
         except ApiError as lookup:
             raise BindError(f"binding pod {pod} to {node}: {exc.message} (and reading it back failed: {lookup})") from None
-        current_uid, current_node = codec.decode_pod_placement(response.content)
+        current_uid, current_node = kube_api.decode_pod_placement(response.content)
         if current_uid == uid and current_node == node:
             log.info("bind pod=%s node=%s: already bound there (a retried bind)", pod, node)
             return

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from extender import codec
+from extender.codec import kube_api
 from extender.kube.config import ClusterConfig
 from extender.kube.errors import RETRYABLE, ApiError, Gone, TransportError, Unauthorized, error_for
 
@@ -162,7 +162,7 @@ class KubeClient:
     @staticmethod
     def _error(method: str, path: str, response: requests.Response) -> ApiError:
         body = response.content
-        status = codec.decode_status(body)
+        status = kube_api.decode_status(body)
         message = status.message if status and status.message else body.decode("utf-8", "replace").strip()[:300]
         retry_after = response.headers.get("Retry-After")
         return error_for(
@@ -174,7 +174,7 @@ class KubeClient:
 
     # -- lists and watches ----------------------------------------------------------------
 
-    def list_pages(self, path: str, *, params: Params | None = None, limit: int = 500) -> Iterator[codec.ListPage]:
+    def list_pages(self, path: str, *, params: Params | None = None, limit: int = 500) -> Iterator[kube_api.ListPage]:
         """Every page of a paginated list (``limit``/``continue``); all pages share the first
         page's resourceVersion. Raises :class:`Gone` if a continue token expires."""
         token = ""
@@ -182,7 +182,7 @@ class KubeClient:
             query: dict[str, str | int] = {**(params or {}), "limit": limit}
             if token:
                 query["continue"] = token
-            page = codec.decode_list(self.request("GET", path, params=query).content)
+            page = kube_api.decode_list(self.request("GET", path, params=query).content)
             yield page
             token = page.continue_token
             if not token:
@@ -196,7 +196,7 @@ class KubeClient:
         timeout_seconds: int,
         params: Params | None = None,
         on_open: Callable[[requests.Response], None] | None = None,
-    ) -> Generator[codec.WatchEvent, None, None]:
+    ) -> Generator[kube_api.WatchEvent, None, None]:
         """Stream watch events from ``resource_version`` until the server ends the watch.
 
         An ERROR event carrying 410 raises :class:`Gone` (relist); other ERROR events raise
@@ -222,9 +222,9 @@ class KubeClient:
             for line in response.iter_lines(chunk_size=65536):
                 if not line:
                     continue
-                event = codec.decode_watch_event(line)
+                event = kube_api.decode_watch_event(line)
                 if event.type == "ERROR":
-                    status = codec.decode_status(event.object)
+                    status = kube_api.decode_status(event.object)
                     code = status.code if status else 0
                     message = status.message if status else "watch ERROR event"
                     raise error_for(code or 500, f"watch {path}: {message}", status.reason if status else "")

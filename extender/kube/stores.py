@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from msgspec import Raw
 
-from extender import codec
+from extender.codec import kube_api, objects
 from extender.view import BoundPod, NodeView
 
 
@@ -49,7 +49,7 @@ class NodeStore:
 
     @staticmethod
     def decode(raw: Raw) -> tuple[str, NodeView | None]:
-        view = codec.decode_node(raw, compact=True)
+        view = objects.decode_node(raw, compact=True)
         return view.name, view
 
 
@@ -104,8 +104,8 @@ class PodStore:
 
     @staticmethod
     def decode(raw: Raw) -> tuple[str, BoundPod | None]:
-        pod = codec.decode_bound_pod(raw)
+        pod = kube_api.decode_bound_pod(raw)
         if pod is None:  # unbound (or the object could not be read for its UID): drop it
-            uid = codec.decode_pod_placement(raw)[0]
+            uid = kube_api.decode_pod_placement(raw)[0]
             return uid, None
         return pod.uid, pod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response
 
-from extender.codec import encode_json
+from extender.codec.common import encode_json
 
 
 def json_error(status: int, message: str) -> Response:

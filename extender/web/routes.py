@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from extender import __version__
-from extender.codec import WireError, encode_json
+from extender.codec.common import WireError, encode_json
 from extender.service import ExtenderService
 from extender.web.body import read_body
 from extender.web.errors import json_error

@@ -1,0 +1,56 @@
+"""What every part of the codec shares: the error type, typed decoding with located messages.
+
+msgspec reports ``Expected `str`, got `int` - at `$.metadata.name```; requests get that as
+``Pod.metadata.name: expected `str`, got `int```, so a human sees which field is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import Raw
+
+class WireError(ValueError):
+    """The request body is not a valid extender request; the message names the problem."""
+
+
+
+T = TypeVar("T")
+
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+_encoder = msgspec.json.Encoder()
+
+
+def decode(data: bytes | Raw, kind: type[T], where: str) -> T:
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    try:
+        return decoder.decode(data)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise WireError(locate(str(exc), where)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError(f"{where}: {exc}" if where != "body" else f"request body is not valid JSON: {exc}") from None
+
+
+def locate(message: str, where: str) -> str:
+    """``Expected `str`, got `int` - at `$.metadata.name``` -> ``Pod.metadata.name: expected `str`...``."""
+    text, sep, path = message.rpartition(" - at `$")
+    if not sep:
+        return f"{'request body' if where == 'body' else where}: {message[:1].lower()}{message[1:]}"
+    path = path.rstrip("`")
+    prefix = "" if where == "body" else where
+    location = f"{prefix}{path}".lstrip(".") or ("request body" if where == "body" else where)
+    return f"{location}: {text[:1].lower()}{text[1:]}"
+
+
+def is_null(raw: Raw) -> bool:
+    return len(raw) == 4 and bytes(raw) == b"null"
+
+
+
+def encode_json(value: Any) -> bytes:
+    """Plain JSON for the non-protocol endpoints (errors, probes, version)."""
+    return _encoder.encode(value)
+

@@ -1,0 +1,394 @@
+"""kube-scheduler's extender protocol: ExtenderArgs and friends <-> views and decisions.
+
+kube-scheduler's extender types carry no JSON tags, so their keys are Go field names
+(PascalCase: ``Pod``, ``Nodes``, ``NodeNames``, ``FailedNodes``...) while the embedded
+Kubernetes objects use their normal camelCase tags. The fast path decodes exactly that
+with msgspec, reading only the fields rules use and keeping each node's original bytes
+(``msgspec.Raw``) so filter can echo passing nodes without re-encoding them. Requests
+whose envelope keys are spelled differently (``pod``, ``nodeNames``: humans with curl)
+take a lenient path that matches envelope keys case-insensitively, as Go's decoder does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, Raw, Struct, UnsetType
+
+from extender.codec.common import WireError, decode, encode_json, is_null, locate
+from extender.codec.objects import Node, decode_nodes, decode_pod, node_view
+from extender.engine.decisions import Victims
+from extender.view import NodeView, PodView
+
+
+# -- extender envelopes, fast path (exact PascalCase keys) ----------------------------------
+
+
+class _NodeList(Struct, gc=False):
+    items: list[Raw] | None = None
+
+
+# msgspec cannot put Raw in a union: an empty Raw stands for "key absent".
+_ABSENT = Raw()
+
+
+class _ExtenderArgs(Struct, gc=False):
+    Pod: Raw = _ABSENT
+    Nodes: _NodeList | list[Raw] | None | UnsetType = UNSET
+    NodeNames: list[str] | None | UnsetType = UNSET
+
+
+class _TypedNodeList(Struct, gc=False):
+    items: list[Node] | None = None
+
+
+class _ScoringArgs(Struct, gc=False):
+    """Prioritize needs no node bytes back: one typed pass is ~2.5 ms cheaper per 1000 nodes
+    than capturing each node's bytes and decoding them one by one."""
+
+    Pod: Raw = _ABSENT
+    Nodes: _TypedNodeList | list[Node] | None | UnsetType = UNSET
+    NodeNames: list[str] | None | UnsetType = UNSET
+
+
+class _VictimPodMeta(Struct, gc=False):
+    uid: str = ""
+
+
+class _VictimPod(Struct, gc=False):
+    metadata: _VictimPodMeta | None = None
+
+
+class _Victims(Struct, gc=False):
+    Pods: list[_VictimPod] | None = None
+    NumPDBViolations: int = 0
+
+
+class _MetaPod(Struct, gc=False):
+    UID: str = ""
+
+
+class _MetaVictims(Struct, gc=False):
+    Pods: list[_MetaPod] | None = None
+    NumPDBViolations: int = 0
+
+
+class _PreemptionArgs(Struct, gc=False):
+    Pod: Raw = _ABSENT
+    NodeNameToVictims: dict[str, _Victims | None] | None | UnsetType = UNSET
+    NodeNameToMetaVictims: dict[str, _MetaVictims | None] | None | UnsetType = UNSET
+
+
+class _BindingArgs(Struct, gc=False):
+    PodName: str | UnsetType = UNSET
+    PodNamespace: str | UnsetType = UNSET
+    PodUID: str | UnsetType = UNSET
+    Node: str | UnsetType = UNSET
+
+
+# -- replies --------------------------------------------------------------------------------
+
+
+class _NodeListReply(Struct, gc=False):
+    metadata: dict[str, Any]
+    items: Sequence[Raw]
+
+
+class _FilterReply(Struct, gc=False):
+    Nodes: _NodeListReply | None
+    NodeNames: Sequence[str] | None
+    FailedNodes: Mapping[str, str]
+    FailedAndUnresolvableNodes: Mapping[str, str]
+    Error: str
+
+
+class _HostPriority(Struct, gc=False, array_like=False):
+    Host: str
+    Score: int
+
+
+class _MetaVictimsReply(Struct, gc=False):
+    Pods: list[_MetaPod]
+    NumPDBViolations: int
+
+
+class _PreemptReply(Struct, gc=False):
+    NodeNameToMetaVictims: dict[str, _MetaVictimsReply]
+
+
+class _BindReply(Struct, gc=False):
+    Error: str
+
+
+# -- decoded requests -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtenderArgs:
+    """A filter/prioritize request. Exactly one of ``node_items``/``node_names`` is set."""
+
+    pod: PodView
+    #: full-node mode: each node's original JSON, in request order
+    node_items: Sequence[Raw] | None
+    #: names mode (``nodeCacheCapable: true``)
+    node_names: Sequence[str] | None
+
+    @property
+    def full_nodes(self) -> bool:
+        return self.node_items is not None
+
+
+@dataclass(frozen=True)
+class ScoringArgs:
+    """A prioritize request. Exactly one of ``nodes``/``node_names`` is set."""
+
+    pod: PodView
+    #: full-node mode: the nodes, decoded
+    nodes: Sequence[NodeView] | None
+    node_names: Sequence[str] | None
+
+
+@dataclass(frozen=True)
+class PreemptionArgs:
+    """A preempt request, victims reduced to UIDs whichever form the scheduler sent."""
+
+    pod: PodView
+    candidates: Mapping[str, Victims]
+    #: True if the scheduler sent ``NodeNameToMetaVictims`` (names mode)
+    meta: bool
+
+
+@dataclass(frozen=True)
+class BindingArgs:
+    """A bind request."""
+
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    node: str
+
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def _lenient_envelope(body: bytes, canonical: Iterable[str]) -> dict[str, Raw]:
+    """Top-level keys matched case-insensitively to ``canonical`` (Go's decoder does the same)."""
+    fields = decode(body, dict[str, Raw], "body")
+    names = {name.lower(): name for name in canonical}
+    envelope: dict[str, Raw] = {}
+    for key, value in fields.items():
+        name = names.get(key.lower())
+        if name is not None:
+            envelope[name] = value
+    return envelope
+
+
+def _require_pod(raw: Raw) -> PodView:
+    if len(raw) == 0:
+        raise WireError("Pod: required (the pod being scheduled)")
+    if is_null(raw):
+        raise WireError("Pod: must be a Pod object, got null")
+    return decode_pod(raw)
+
+
+def decode_extender_args(body: bytes) -> ExtenderArgs:
+    """Decode a filter or prioritize request body."""
+    args = decode(body, _ExtenderArgs, "body")
+    if len(args.Pod) == 0 or (args.Nodes is UNSET and args.NodeNames is UNSET):
+        envelope = _lenient_envelope(body, ("Pod", "Nodes", "NodeNames"))
+        args = _ExtenderArgs(
+            Pod=envelope.get("Pod", _ABSENT),
+            Nodes=decode(envelope["Nodes"], _NodeList | list[Raw] | None, "Nodes") if "Nodes" in envelope else UNSET,  # type: ignore[arg-type]
+            NodeNames=decode(envelope["NodeNames"], list[str] | None, "NodeNames") if "NodeNames" in envelope else UNSET,  # type: ignore[arg-type]
+        )
+    pod = _require_pod(args.Pod)
+    nodes = args.Nodes if not isinstance(args.Nodes, UnsetType) else None
+    names = args.NodeNames if not isinstance(args.NodeNames, UnsetType) else None
+    if nodes is not None:
+        items = nodes.items if isinstance(nodes, _NodeList) else nodes
+        return ExtenderArgs(pod=pod, node_items=items or [], node_names=None)
+    if names is not None:
+        return ExtenderArgs(pod=pod, node_items=None, node_names=names)
+    raise WireError("Nodes or NodeNames: one of them must be set (both are missing or null)")
+
+
+def decode_scoring_args(body: bytes) -> ScoringArgs:
+    """Decode a prioritize request, nodes straight into views (no bytes kept)."""
+    args = decode(body, _ScoringArgs, "body")
+    if len(args.Pod) == 0 or (args.Nodes is UNSET and args.NodeNames is UNSET):
+        lenient = decode_extender_args(body)
+        items = lenient.node_items
+        return ScoringArgs(lenient.pod, decode_nodes(items) if items is not None else None, lenient.node_names)
+    pod = _require_pod(args.Pod)
+    views = _typed_views(args)
+    if views is not None:
+        return ScoringArgs(pod, views, None)
+    if args.NodeNames is not None and not isinstance(args.NodeNames, UnsetType):
+        return ScoringArgs(pod, None, args.NodeNames)
+    raise WireError("Nodes or NodeNames: one of them must be set (both are missing or null)")
+
+
+def _typed_views(args: _ScoringArgs) -> list[NodeView] | None:
+    if args.Nodes is None or isinstance(args.Nodes, UnsetType):
+        return None
+    nodes = (args.Nodes.items if isinstance(args.Nodes, _TypedNodeList) else args.Nodes) or []
+    views = [node_view(node) for node in nodes]
+    for index, view in enumerate(views):
+        if not view.name:
+            raise WireError(f"Nodes.items[{index}].metadata.name: required")
+    return views
+
+
+def decode_node_views(body: bytes, args: ExtenderArgs) -> list[NodeView]:
+    """Views of a full-node filter request's nodes, in the order of ``args.node_items``.
+
+    A second, typed pass over the body is cheaper than decoding each captured item on its
+    own (measured: 7.1 vs 8.7 us per node); requests whose envelope keys are spelled
+    otherwise (the lenient path) decode the captured items instead.
+    """
+    items = args.node_items or []
+    typed = decode(body, _ScoringArgs, "body")
+    views = _typed_views(typed) if len(typed.Pod) else None
+    if views is None or len(views) != len(items):
+        return decode_nodes(items)
+    return views
+
+
+def _victims_from_pods(victims: _Victims | None) -> Victims:
+    if victims is None or not victims.Pods:
+        return Victims((), victims.NumPDBViolations if victims is not None else 0)
+    uids = tuple([p.metadata.uid for p in victims.Pods if p.metadata is not None and p.metadata.uid])
+    return Victims(uids, victims.NumPDBViolations)
+
+
+def _victims_from_meta(victims: _MetaVictims | None) -> Victims:
+    if victims is None or not victims.Pods:
+        return Victims((), victims.NumPDBViolations if victims is not None else 0)
+    return Victims(tuple([p.UID for p in victims.Pods if p.UID]), victims.NumPDBViolations)
+
+
+def _lenient_preemption(body: bytes) -> _PreemptionArgs:
+    """Case-insensitive preempt envelope, down to the Victims and MetaPod keys."""
+    envelope = _lenient_envelope(body, ("Pod", "NodeNameToVictims", "NodeNameToMetaVictims"))
+
+    def victims_map(key: str, victims_keys: tuple[str, ...], pod_keys: tuple[str, ...]) -> Any:
+        raw = envelope.get(key)
+        if raw is None:
+            return UNSET
+        nodes: dict[str, dict[str, Any]] | None = decode(raw, dict[str, dict[str, Any]] | None, key)  # type: ignore[arg-type]
+        if nodes is None:
+            return None
+        canonical = {k.lower(): k for k in victims_keys}
+        pod_canonical = {k.lower(): k for k in pod_keys}
+        fixed: dict[str, Any] = {}
+        for node, victims in nodes.items():
+            entry = {canonical.get(k.lower(), k): v for k, v in victims.items()}
+            if isinstance(entry.get("Pods"), list):
+                entry["Pods"] = [
+                    {pod_canonical.get(k.lower(), k): v for k, v in p.items()} if isinstance(p, dict) else p
+                    for p in entry["Pods"]
+                ]
+            fixed[node] = entry
+        return fixed
+
+    def convert(value: Any, kind: Any, key: str) -> Any:
+        if value is UNSET:
+            return UNSET
+        try:
+            return msgspec.convert(value, kind)
+        except msgspec.ValidationError as exc:
+            raise WireError(locate(str(exc), key)) from None
+
+    return _PreemptionArgs(
+        Pod=envelope.get("Pod", _ABSENT),
+        NodeNameToVictims=convert(
+            victims_map("NodeNameToVictims", ("Pods", "NumPDBViolations"), ()),
+            dict[str, _Victims | None] | None,
+            "NodeNameToVictims",
+        ),
+        NodeNameToMetaVictims=convert(
+            victims_map("NodeNameToMetaVictims", ("Pods", "NumPDBViolations"), ("UID",)),
+            dict[str, _MetaVictims | None] | None,
+            "NodeNameToMetaVictims",
+        ),
+    )
+
+
+def decode_preemption_args(body: bytes) -> PreemptionArgs:
+    """Decode a preempt request; full victim pods and meta victims both become UIDs."""
+    args = decode(body, _PreemptionArgs, "body")
+    if len(args.Pod) == 0 or (args.NodeNameToVictims is UNSET and args.NodeNameToMetaVictims is UNSET):
+        args = _lenient_preemption(body)
+    pod = _require_pod(args.Pod)
+    meta = args.NodeNameToMetaVictims
+    full = args.NodeNameToVictims
+    if isinstance(meta, dict):
+        return PreemptionArgs(pod, {n: _victims_from_meta(v) for n, v in meta.items()}, meta=True)
+    if isinstance(full, dict):
+        return PreemptionArgs(pod, {n: _victims_from_pods(v) for n, v in full.items()}, meta=False)
+    raise WireError("NodeNameToVictims or NodeNameToMetaVictims: one of them must be set (both are missing or null)")
+
+
+def decode_binding_args(body: bytes) -> BindingArgs:
+    """Decode a bind request; every field is required."""
+    args = decode(body, _BindingArgs, "body")
+    names = ("PodName", "PodNamespace", "PodUID", "Node")
+    if any(getattr(args, n) is UNSET for n in names):
+        envelope = _lenient_envelope(body, names)
+        values = {n: decode(envelope[n], str, n) for n in names if n in envelope}
+        args = _BindingArgs(**values)
+    missing = [n for n in names if getattr(args, n) is UNSET or not getattr(args, n)]
+    if missing:
+        raise WireError(f"{', '.join(missing)}: required")
+    return BindingArgs(str(args.PodName), str(args.PodNamespace), str(args.PodUID), str(args.Node))
+
+
+# -- replies --------------------------------------------------------------------------------
+
+
+def encode_filter_reply(
+    *,
+    node_items: Sequence[Raw] | None = None,
+    node_names: Sequence[str] | None = None,
+    failed: Mapping[str, str] | None = None,
+    unresolvable: Mapping[str, str] | None = None,
+    error: str = "",
+) -> bytes:
+    """``ExtenderFilterResult``. Full-node mode must answer ``Nodes`` (passing nodes echoed
+    byte for byte); names mode answers ``NodeNames``. Both null means "no node passes"."""
+    reply = _FilterReply(
+        Nodes=_NodeListReply(metadata={}, items=node_items) if node_items is not None else None,
+        NodeNames=node_names,
+        FailedNodes=failed or {},
+        FailedAndUnresolvableNodes=unresolvable or {},
+        Error=error,
+    )
+    return encode_json(reply)
+
+
+def encode_host_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
+    """``HostPriorityList``: a bare JSON array of ``{"Host", "Score"}`` with integer scores."""
+    return encode_json([_HostPriority(host, int(score)) for host, score in scores])
+
+
+def encode_preempt_reply(kept: Mapping[str, Victims]) -> bytes:
+    """``ExtenderPreemptionResult``: always ``NodeNameToMetaVictims`` (victim UIDs)."""
+    return encode_json(
+        _PreemptReply(
+            {
+                node: _MetaVictimsReply([_MetaPod(uid) for uid in victims.uids], victims.num_pdb_violations)
+                for node, victims in kept.items()
+            }
+        )
+    )
+
+
+def encode_bind_reply(error: str = "") -> bytes:
+    """``ExtenderBindingResult``."""
+    return encode_json(_BindReply(error))
+
+
