@@ -1,8 +1,9 @@
 """gunicorn settings for the extender, in one place (also usable as ``gunicorn -c python:extender.gunicorn_conf``).
 
 The values that matter for correctness were measured (python-stack.md §5.4, §7.3):
-- gthread keeps HTTP/1.1 connections alive, as kube-scheduler's Go client expects; sync
-  closes every connection (a TCP + TLS handshake per call).
+- a threaded worker keeps HTTP/1.1 connections alive, as kube-scheduler's Go client expects;
+  sync closes every connection (a TCP + TLS handshake per call). Ours is gthread with all
+  reading done in the event loop, so slow clients cannot take the threads.
 - keepalive above Go's 90 s IdleConnTimeout: with gunicorn's default of 2 s, 3 of 15 calls
   spaced 2 s apart failed with "connection reset by peer" as the server closed the idle
   connection under the client, and each such failure fails a pod's scheduling attempt.
@@ -16,9 +17,13 @@ import gc
 import os
 from typing import Any
 
-worker_class = "gthread"
+# gthread's thread pool, keep-alive and shutdown, with every socket read in its event loop:
+# a thread only ever takes a request that has arrived whole (see extender/serving/worker.py).
+worker_class = "extender.serving.worker.BufferingWorker"
 workers = 2
 threads = 4
+# Per worker; the oldest idle keep-alive connection is closed to make room for a new one.
+worker_connections = 1000
 keepalive = 100
 # gthread's timeout is a heartbeat watchdog, not a request timeout (kube-scheduler's own
 # httpTimeout, 5 s by default, bounds each call).

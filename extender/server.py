@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Flask
@@ -17,6 +18,8 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: set in a worker when it is told to stop (SIGTERM): /readyz answers 503 from then on
+        self.draining = threading.Event()
         super().__init__()
 
     def gunicorn_settings(self) -> dict[str, Any]:
@@ -25,6 +28,7 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
             bind=[f"{self.settings.host}:{self.settings.port}"],
             workers=self.settings.workers,
             threads=self.settings.threads,
+            worker_connections=self.settings.max_connections,
             loglevel=self.settings.log_level.lower(),
         )
         return values
@@ -37,4 +41,4 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         # Called in each worker after the fork (preload_app is off): the caches' watch
         # threads and connections must belong to the process that serves.
-        return create_app(self.settings)
+        return create_app(self.settings, draining=self.draining.is_set)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from extender.codec import kube_scheduler as wire
+from extender.codec.common import Body
 from extender.engine import Engine, FilterDecision, Policy, PreemptDecision, RuleFailure, ScoreDecision
 from extender.kube.binder import BindError
 from extender.sdk.rules import Context
@@ -106,7 +107,7 @@ class ExtenderService:
 
     # -- filter -------------------------------------------------------------------------
 
-    def filter(self, body: bytes) -> bytes:
+    def filter(self, body: Body) -> bytes:
         """Answer ``ExtenderArgs`` with ``ExtenderFilterResult``."""
         started = time.perf_counter()
         args = wire.decode_extender_args(body)
@@ -159,7 +160,7 @@ class ExtenderService:
 
     # -- prioritize ---------------------------------------------------------------------
 
-    def prioritize(self, body: bytes) -> bytes:
+    def prioritize(self, body: Body) -> bytes:
         """Answer ``ExtenderArgs`` with a ``HostPriorityList`` (bare array, ints 0..10)."""
         started = time.perf_counter()
         args = wire.decode_scoring_args(body)
@@ -194,7 +195,7 @@ class ExtenderService:
 
     # -- preempt ------------------------------------------------------------------------
 
-    def preempt(self, body: bytes) -> bytes:
+    def preempt(self, body: Body) -> bytes:
         """Answer ``ExtenderPreemptionArgs`` with ``NodeNameToMetaVictims``, whatever form came in."""
         started = time.perf_counter()
         args = wire.decode_preemption_args(body)
@@ -205,7 +206,7 @@ class ExtenderService:
 
     # -- bind ---------------------------------------------------------------------------
 
-    def bind(self, body: bytes) -> bytes:
+    def bind(self, body: Body) -> bytes:
         """Answer ``ExtenderBindingArgs`` with ``ExtenderBindingResult``."""
         args = wire.decode_binding_args(body)
         where = f"pod={args.pod_namespace}/{args.pod_name} node={args.node}"

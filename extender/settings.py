@@ -58,6 +58,25 @@ class Settings:
     bind_timeout: float = 3.0
     #: seconds between full relists of the caches (watches resume in between)
     resync_seconds: float = 1800.0
+    #: seconds a request may take to arrive whole, from its first byte (from the accept, TLS
+    #: handshake included, for a new connection); well under kube-scheduler's 5 s httpTimeout
+    read_timeout: float = 2.0
+    #: seconds a client may take to read a response (a thread waits on it meanwhile)
+    write_timeout: float = 10.0
+    #: connections per worker process; the oldest idle keep-alive one makes room for a new one
+    max_connections: int = 1000
+    #: bytes of requests received but not yet answered, per worker process; 0: 2 x max body
+    max_held_bytes: int = 0
+    #: TLS: server certificate chain and key (PEM); both or neither
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: mTLS: CA that client certificates must chain to (kube-scheduler's tlsConfig.certFile)
+    tls_client_ca: str | None = None
+
+    @property
+    def held_bytes_limit(self) -> int:
+        """``max_held_bytes``, or twice the body limit when it is 0 (the default)."""
+        return self.max_held_bytes or 2 * self.max_body_bytes
 
     @property
     def normalised_prefix(self) -> str:
@@ -103,6 +122,21 @@ class Settings:
             problems.append(f"bind timeout {self.bind_timeout}: must be in (0, 60] seconds (keep it under httpTimeout)")
         if self.resync_seconds < 10:
             problems.append(f"resync seconds {self.resync_seconds}: must be at least 10")
+        if not 0 < self.read_timeout <= 60:
+            problems.append(f"read timeout {self.read_timeout}: must be in (0, 60] seconds (keep it under httpTimeout)")
+        if not 0 < self.write_timeout <= 300:
+            problems.append(f"write timeout {self.write_timeout}: must be in (0, 300] seconds")
+        if self.max_connections < self.threads + 1:
+            problems.append(f"max connections {self.max_connections}: must be more than threads ({self.threads})")
+        if self.max_held_bytes and self.max_held_bytes < self.max_body_bytes:
+            problems.append(f"max held bytes {self.max_held_bytes}: must be 0 (auto) or at least max body bytes ({self.max_body_bytes})")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            problems.append("TLS needs both --tls-cert and --tls-key")
+        if self.tls_client_ca and not self.tls_cert:
+            problems.append("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
+        for name, path in (("tls cert", self.tls_cert), ("tls key", self.tls_key), ("tls client ca", self.tls_client_ca)):
+            if path and not os.path.isfile(path):
+                problems.append(f"{name} {path}: no such file")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

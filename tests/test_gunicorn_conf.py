@@ -10,8 +10,9 @@ from extender.settings import Settings
 
 
 def test_keep_alive_outlives_the_go_clients_idle_timeout() -> None:
-    server = ExtenderServer(Settings(port=18080, workers=3, threads=2))
-    assert server.cfg.worker_class_str == "gthread"
+    server = ExtenderServer(Settings(port=18080, workers=3, threads=2, max_connections=50))
+    assert server.cfg.worker_class_str == "extender.serving.worker.BufferingWorker"
+    assert server.cfg.worker_connections == 50
     assert server.cfg.keepalive > 90, "Go's transport keeps idle connections 90 s"
     assert server.cfg.max_requests == 0, "no worker recycling"
     assert server.cfg.preload_app is False, "caches start their threads after the fork"

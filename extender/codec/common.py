@@ -18,11 +18,14 @@ class WireError(ValueError):
 
 T = TypeVar("T")
 
+#: a request body as the server hands it over: bytes, or a view of the buffer it arrived in
+Body = bytes | bytearray | memoryview
+
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _encoder = msgspec.json.Encoder()
 
 
-def decode(data: bytes | Raw, kind: type[T], where: str) -> T:
+def decode(data: Body | Raw, kind: type[T], where: str) -> T:
     decoder = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from extender.codec.common import WireError, decode, encode_json, is_null, locate
+from extender.codec.common import Body, WireError, decode, encode_json, is_null, locate
 from extender.codec.objects import Node, decode_nodes, decode_pod, node_view
 from extender.engine.decisions import Victims
 from extender.view import NodeView, PodView
@@ -175,7 +175,7 @@ class BindingArgs:
 # -- requests -------------------------------------------------------------------------------
 
 
-def _lenient_envelope(body: bytes, canonical: Iterable[str]) -> dict[str, Raw]:
+def _lenient_envelope(body: Body, canonical: Iterable[str]) -> dict[str, Raw]:
     """Top-level keys matched case-insensitively to ``canonical`` (Go's decoder does the same)."""
     fields = decode(body, dict[str, Raw], "body")
     names = {name.lower(): name for name in canonical}
@@ -195,7 +195,7 @@ def _require_pod(raw: Raw) -> PodView:
     return decode_pod(raw)
 
 
-def decode_extender_args(body: bytes) -> ExtenderArgs:
+def decode_extender_args(body: Body) -> ExtenderArgs:
     """Decode a filter or prioritize request body."""
     args = decode(body, _ExtenderArgs, "body")
     if len(args.Pod) == 0 or (args.Nodes is UNSET and args.NodeNames is UNSET):
@@ -216,7 +216,7 @@ def decode_extender_args(body: bytes) -> ExtenderArgs:
     raise WireError("Nodes or NodeNames: one of them must be set (both are missing or null)")
 
 
-def decode_scoring_args(body: bytes) -> ScoringArgs:
+def decode_scoring_args(body: Body) -> ScoringArgs:
     """Decode a prioritize request, nodes straight into views (no bytes kept)."""
     args = decode(body, _ScoringArgs, "body")
     if len(args.Pod) == 0 or (args.Nodes is UNSET and args.NodeNames is UNSET):
@@ -243,7 +243,7 @@ def _typed_views(args: _ScoringArgs) -> list[NodeView] | None:
     return views
 
 
-def decode_node_views(body: bytes, args: ExtenderArgs) -> list[NodeView]:
+def decode_node_views(body: Body, args: ExtenderArgs) -> list[NodeView]:
     """Views of a full-node filter request's nodes, in the order of ``args.node_items``.
 
     A second, typed pass over the body is cheaper than decoding each captured item on its
@@ -271,7 +271,7 @@ def _victims_from_meta(victims: _MetaVictims | None) -> Victims:
     return Victims(tuple([p.UID for p in victims.Pods if p.UID]), victims.NumPDBViolations)
 
 
-def _lenient_preemption(body: bytes) -> _PreemptionArgs:
+def _lenient_preemption(body: Body) -> _PreemptionArgs:
     """Case-insensitive preempt envelope, down to the Victims and MetaPod keys."""
     envelope = _lenient_envelope(body, ("Pod", "NodeNameToVictims", "NodeNameToMetaVictims"))
 
@@ -318,7 +318,7 @@ def _lenient_preemption(body: bytes) -> _PreemptionArgs:
     )
 
 
-def decode_preemption_args(body: bytes) -> PreemptionArgs:
+def decode_preemption_args(body: Body) -> PreemptionArgs:
     """Decode a preempt request; full victim pods and meta victims both become UIDs."""
     args = decode(body, _PreemptionArgs, "body")
     if len(args.Pod) == 0 or (args.NodeNameToVictims is UNSET and args.NodeNameToMetaVictims is UNSET):
@@ -333,7 +333,7 @@ def decode_preemption_args(body: bytes) -> PreemptionArgs:
     raise WireError("NodeNameToVictims or NodeNameToMetaVictims: one of them must be set (both are missing or null)")
 
 
-def decode_binding_args(body: bytes) -> BindingArgs:
+def decode_binding_args(body: Body) -> BindingArgs:
     """Decode a bind request; every field is required."""
     args = decode(body, _BindingArgs, "body")
     names = ("PodName", "PodNamespace", "PodUID", "Node")

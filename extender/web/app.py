@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -25,6 +26,18 @@ def _always_ready() -> tuple[bool, str]:
 
 def _no_caches() -> dict[str, Any]:
     return {}
+
+
+def _unless_draining(readiness: Readiness, draining: Callable[[], bool] | None) -> Readiness:
+    if draining is None:
+        return readiness
+
+    def ready() -> tuple[bool, str]:
+        if draining():
+            return False, "shutting down: finishing requests in flight"
+        return readiness()
+
+    return ready
 
 
 def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
@@ -55,6 +68,7 @@ def create_app(
     service: ExtenderService | None = None,
     cluster: ClusterState | None = None,
     readiness: Readiness | None = None,
+    draining: Callable[[], bool] | None = None,
 ) -> Flask:
     """Build the WSGI app.
 
@@ -62,7 +76,9 @@ def create_app(
     ``settings.policy`` (the embedded default if unset) unless ``policy`` or a whole
     ``service`` is given. When the settings ask for caches, or the policy enables bind, the
     cluster state is built (unless given) and started: call this in the serving process.
-    Raises :class:`~extender.policy.PolicyError` on an invalid policy.
+    ``draining`` says when the server has been told to stop: ``/readyz`` then answers 503
+    while in-flight requests finish. Raises :class:`~extender.policy.PolicyError` on an
+    invalid policy.
     """
     settings = settings or Settings.from_env()
     health: Health = _no_caches
@@ -85,7 +101,7 @@ def create_app(
     app.extensions["extender.service"] = service
     app.extensions["extender.cluster"] = cluster
     app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
-    app.register_blueprint(probes_blueprint(readiness or _always_ready, health))
+    app.register_blueprint(probes_blueprint(_unless_draining(readiness or _always_ready, draining), health))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app

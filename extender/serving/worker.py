@@ -1,0 +1,396 @@
+"""A gunicorn worker that takes a thread only for a request that has arrived whole.
+
+gunicorn's gthread worker hands a connection to a thread as soon as its first bytes arrive;
+the thread then blocks reading the body. Eight clients that send headers and then trickle
+(or never finish) their body held all 2 x 4 threads and stalled every scheduling call.
+This worker keeps gthread's thread pool, keep-alive handling and graceful shutdown, but its
+event loop does all the reading, non-blocking: TLS handshakes, heads and bodies are
+received into memory (:class:`~extender.serving.inbox.Inbox`) under a deadline per
+request, and only a complete request is queued for a thread. A thread then never waits on a
+client to send; it waits on one to read only up to ``write_timeout``.
+
+Bounds, per worker: ``worker_connections`` connections (the oldest idle keep-alive one is
+closed to make room for a new one), ``read_timeout`` seconds for a request to arrive from its
+first byte (from the accept for a new connection, the TLS handshake included),
+``max_body_bytes`` per request, ``max_held_bytes`` received but not yet answered across all
+connections. Refusals are JSON, as from the app: 408, 413, 431, 400, 503.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from gunicorn import http
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
+
+from extender.serving.framing import FramingError
+from extender.serving.inbox import Inbox, Progress, Request
+from extender.serving.notices import Notices
+from extender.serving.received import ReceivedRequest
+from extender.serving.replies import json_reply, parse_error_status
+from extender.serving.tls import ReloadingContext, TLSFiles
+from extender.settings import Settings
+
+log = logging.getLogger("extender.serving")
+
+#: bytes one connection may take per turn of the event loop before the others get theirs
+READ_TURN = 1024 * 1024
+#: how long a refused connection is drained so its client can read the refusal
+LINGER = 2.0
+#: how often connections are checked against their deadlines
+SWEEP_INTERVAL = 0.1
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one worker allows its clients (see the module docstring)."""
+
+    read_timeout: float
+    write_timeout: float
+    max_body_bytes: int
+    max_held_bytes: int
+    head_limit: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings, head_limit: int) -> Limits:
+        return cls(
+            read_timeout=settings.read_timeout,
+            write_timeout=settings.write_timeout,
+            max_body_bytes=settings.max_body_bytes,
+            max_held_bytes=settings.held_bytes_limit,
+            head_limit=head_limit,
+        )
+
+
+class Conn(TConn):  # type: ignore[misc]
+    """A client connection: gthread's, plus what this worker receives on it."""
+
+    def __init__(
+        self, cfg: Any, sock: Any, client: Any, server: Any, limits: Limits, hold: Callable[[Conn, int], None]
+    ) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.inbox = Inbox(head_limit=limits.head_limit, body_limit=limits.max_body_bytes, on_bytes=partial(hold, self))
+        self.handshaking = False
+        self.request: Request | None = None
+        #: bytes received on this connection that still count against the worker's budget
+        self.held = 0
+
+
+def _peer(conn: Conn) -> str:
+    return str(conn.client[0]) if conn.client else "?"
+
+
+class BufferingWorker(ThreadWorker):  # type: ignore[misc]
+    """gthread with every read in the event loop; see the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: connections receiving a request, with the deadline for it to be complete
+        self.reading: dict[Conn, float] = {}
+        #: refused connections drained until their client has read the refusal
+        self.closing: dict[Conn, float] = {}
+        self.held_bytes = 0
+        self._next_sweep = 0.0
+        self.limits: Limits
+        self.tls: ReloadingContext | None = None
+        self.notices = Notices(log)
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def init_process(self) -> None:
+        settings = getattr(self.app, "settings", None)
+        if not isinstance(settings, Settings):  # run as gunicorn -c python:extender.gunicorn_conf
+            settings = Settings.from_env()
+        # gunicorn's own limits on the request line and header fields still apply when its
+        # parser reads the head; this bounds what is buffered before that.
+        head_limit = self.cfg.limit_request_line + self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2) + 4
+        self.limits = Limits.from_settings(settings, head_limit)
+        if settings.tls_cert and settings.tls_key:
+            self.tls = ReloadingContext(TLSFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+        super().init_process()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: tell the app (``/readyz`` answers 503 from now on), then drain."""
+        draining = getattr(self.app, "draining", None)
+        if draining is not None:
+            draining.set()
+        super().handle_exit(sig, frame)
+
+    # -- accepting and reading (event loop) ------------------------------------------------
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            sock, client = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = Conn(self.cfg, sock, client, listener.getsockname(), self.limits, self._hold)
+        if self.tls is not None:
+            try:
+                conn.sock = self.tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ssl.SSLError):
+                self._close(conn)
+                return
+            conn.handshaking = True
+        self._start_reading(conn)
+        self.on_readable(conn)
+        if self.nr_conns >= self.worker_connections:
+            self._make_room()
+
+    def _hold(self, conn: Conn, count: int) -> None:
+        conn.held += count
+        self.held_bytes += count
+
+    def _release(self, conn: Conn, keep: int = 0) -> None:
+        freed = conn.held - keep
+        conn.held = keep
+        self.held_bytes -= freed
+
+    def _start_reading(self, conn: Conn) -> None:
+        self.reading[conn] = time.monotonic() + self.limits.read_timeout
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+
+    def _make_room(self) -> None:
+        """At the connection limit, close idle keep-alive connections, oldest first, so new
+        clients (kube-scheduler reconnecting) are still accepted."""
+        while self.nr_conns >= self.worker_connections and self.keepalived_conns:
+            conn = self.keepalived_conns.popleft()
+            self._unregister(conn)
+            self.nr_conns -= 1
+            conn.close()
+
+    def on_readable(self, conn: Conn, _fileobj: Any = None) -> None:
+        """Take what the connection has; queue the request for a thread once it is whole."""
+        if conn not in self.reading:
+            return  # a turn deferred before the connection was dispatched or closed
+        try:
+            if conn.handshaking and not self._handshake(conn):
+                return
+            progress = conn.inbox.receive(conn.sock, READ_TURN)
+        except FramingError as exc:
+            self._refuse(conn, exc.status, exc.message)
+            return
+        except (OSError, ssl.SSLError):
+            self._close(conn)
+            return
+        if self.held_bytes > self.limits.max_held_bytes:
+            self._refuse(conn, 503, f"the extender holds more than {self.limits.max_held_bytes} bytes of requests"
+                         " in progress; retry shortly")
+        elif progress is Progress.COMPLETE:
+            self._dispatch(conn)
+        elif progress is Progress.CLOSED:
+            if conn.inbox.started:
+                expected = conn.inbox.expected
+                of = f" of {expected}" if expected is not None else ""
+                self._refuse(conn, 400, f"the request ended after {conn.inbox.received}{of} bytes: it was cut short")
+            else:
+                self._close(conn)
+        elif progress is Progress.BUDGET:
+            # Other connections get their turn; a TLS connection may hold decrypted bytes
+            # the selector cannot see, so come back without waiting for readiness.
+            self.method_queue.defer(self.on_readable, conn)
+        elif conn.inbox.continue_due:
+            conn.inbox.continue_due = False
+            self._send(conn, _CONTINUE)
+
+    def _handshake(self, conn: Conn) -> bool:
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+            return False
+        except ssl.SSLWantWriteError:
+            self.poller.modify(conn.sock, selectors.EVENT_WRITE, partial(self.on_readable, conn))
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            self._handshake_failed(conn, exc)
+            return False
+        conn.handshaking = False
+        self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+        return True
+
+    def _handshake_failed(self, conn: Conn, exc: BaseException) -> None:
+        # A client without the right certificate, or a port scan: worth a line, not a trace.
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        detail = getattr(exc, "verify_message", None)  # why a client certificate was not accepted
+        if detail:
+            reason = f"{reason} ({detail})"
+        self.notices.notice(f"tls {reason}", "TLS handshake with %s refused: %s", _peer(conn), reason)
+        self._close(conn)
+
+    def _dispatch(self, conn: Conn) -> None:
+        del self.reading[conn]
+        self._unregister(conn)
+        conn.request = conn.inbox.take()
+        self.enqueue_req(conn)
+
+    def on_client_socket_readable(self, conn: Conn, client: Any) -> None:
+        """An idle keep-alive connection has the start of its next request."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._start_reading(conn)
+        self.on_readable(conn)
+
+    # -- handling (thread pool) ------------------------------------------------------------
+
+    def handle(self, conn: Conn) -> bool:
+        """Serve the received request; whether the connection may be kept alive."""
+        request, conn.request = conn.request, None
+        assert request is not None
+        req = None
+        try:
+            # Blocking from here on, so the response is written in one go, within a deadline:
+            # a client that does not read its response cannot hold this thread for long.
+            conn.sock.settimeout(self.limits.write_timeout)
+            parser = http.get_parser(self.cfg, (), conn.client)
+            parser.unreader = ReceivedRequest(request.head, request.body)
+            conn.parser = parser
+            req = next(parser)
+            req._expected_100_continue = False  # the event loop has answered it
+            keep_alive = bool(self.handle_request(req, conn))
+            return keep_alive and bool(parser.finish_body())
+        except StopIteration:
+            return False
+        except (OSError, ssl.SSLError) as exc:  # the client went away or stopped reading
+            log.debug("connection to %s lost while answering: %s", conn.client, exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - every error is answered, never fatal
+            self.handle_error(req, conn.sock, conn.client, exc)
+            return False
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """Answer a request gunicorn's parser rejected, or an unexpected error, in JSON."""
+        status = parse_error_status(exc)
+        if status is None:
+            log.exception("internal error serving %s", getattr(req, "uri", "a request"), exc_info=exc)
+            status, message = 500, "internal error; see the extender's log"
+        else:
+            message = f"malformed request: {exc}"
+            self.notices.notice("malformed", "malformed request from %s: %s", addr[0] if addr else "?", exc)
+        try:
+            client.sendall(json_reply(status, message))
+        except (OSError, ssl.SSLError):
+            pass
+
+    def finish_request(self, conn: Conn, fs: Any) -> None:
+        """Back in the event loop: keep the connection alive, or close it."""
+        self._release(conn, keep=conn.inbox.received)
+        try:
+            keep_alive = not fs.cancelled() and fs.result()
+        except Exception:  # noqa: BLE001
+            keep_alive = False
+        if not keep_alive:
+            self._linger(conn)
+            return
+        try:
+            conn.sock.setblocking(False)
+        except OSError:
+            self._close(conn)
+            return
+        pending_tls = isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending() > 0
+        if conn.inbox.started or pending_tls:  # the client already sent (some of) its next request
+            self._start_reading(conn)
+            if conn.inbox.restart() is Progress.COMPLETE:
+                self._dispatch(conn)
+            else:
+                self.method_queue.defer(self.on_readable, conn)
+            return
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+
+    # -- deadlines, refusals, closing ------------------------------------------------------
+
+    def murder_pending(self) -> None:
+        """Each turn of the loop: requests past their deadline get 408; drained refusals
+        are closed; a stopping worker closes connections that have sent nothing."""
+        super().murder_pending()
+        now = time.monotonic()
+        if now < self._next_sweep and self.alive:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL
+        for conn, deadline in list(self.reading.items()):
+            if deadline <= now:
+                if conn.inbox.started:
+                    self._refuse(conn, 408, f"the request did not arrive within {self.limits.read_timeout:g} s"
+                                 " (--read-timeout)")
+                else:
+                    self._close(conn)
+            elif not self.alive and not conn.inbox.started:
+                self._close(conn)
+        for conn, deadline in list(self.closing.items()):
+            if deadline <= now:
+                self._close(conn)
+
+    def _send(self, conn: Conn, data: bytes) -> None:
+        try:
+            conn.sock.send(data)  # non-blocking: a small reply fits the socket buffer
+        except (OSError, ssl.SSLError):
+            pass
+
+    def _refuse(self, conn: Conn, status: int, message: str) -> None:
+        self.notices.notice(str(status), "refused a request from %s: %d %s", _peer(conn), status, message)
+        self.reading.pop(conn, None)
+        self._send(conn, json_reply(status, message))
+        self._linger(conn)
+
+    def _linger(self, conn: Conn) -> None:
+        """Close after the client has read what was sent: half-close, then drain what it
+        still sends (a body nobody will read) until it closes or ``LINGER`` passes."""
+        self._unregister(conn)
+        self.reading.pop(conn, None)
+        if not isinstance(conn.sock, ssl.SSLSocket):
+            try:
+                conn.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                self._close(conn)
+                return
+        try:
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
+        except (OSError, ValueError):
+            self._close(conn)
+            return
+        self.closing[conn] = time.monotonic() + LINGER
+
+    def _drain(self, conn: Conn, _fileobj: Any = None) -> None:
+        try:
+            while conn.sock.recv(READ_TURN):
+                pass
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except (OSError, ssl.SSLError):
+            pass
+        self._close(conn)  # end of stream, or the connection broke
+
+    def _unregister(self, conn: Conn) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _close(self, conn: Conn) -> None:
+        self._unregister(conn)
+        self.reading.pop(conn, None)
+        self.closing.pop(conn, None)
+        self._release(conn)
+        self.nr_conns -= 1
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+

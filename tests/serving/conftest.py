@@ -1,0 +1,127 @@
+"""Real ``extender serve`` processes on loopback ports, and raw-socket clients for them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.test_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    log: Path
+    scheme: str = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def running_server(
+    tmp: Path, *args: str, env: dict[str, str] | None = None, ready: Any = None, timeout: float = 60
+) -> Iterator[Server]:
+    """``extender serve`` with ``args`` until the block exits; waits until ``ready(server)``
+    (by default: ``GET /readyz`` answers 200 over plain HTTP)."""
+    port = free_port()
+    log = tmp / f"server-{port}.log"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EXTENDER_", "KUBERNETES_"))}
+    environment.update(env or {})
+    environment["PYTHONPATH"] = str(ROOT)
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "extender", "serve", "--port", str(port), *args],
+            stdout=sink, stderr=subprocess.STDOUT, text=True, env=environment, cwd=ROOT,
+        )  # fmt: skip
+    server = Server(process, port, log, "https" if "--tls-cert" in args else "http")
+    check = ready or (lambda s: requests.get(f"{s.url}/readyz", timeout=2).status_code == 200)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if check(server):
+                    break
+            except (requests.ConnectionError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not ready in {timeout} s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def raw(port: int, data: bytes = b"", timeout: float = 10) -> socket.socket:
+    """A plain TCP connection that has sent ``data``."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response read off ``sock``: status, headers (lower-case names), body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body[:length]
+
+
+def json_error(body: bytes) -> str:
+    payload = json.loads(body)
+    assert list(payload) == ["error"], payload
+    message: str = payload["error"]
+    return message
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 10) -> bool:
+    """Whether the server closes ``sock`` (EOF or reset) within ``timeout`` seconds."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
