@@ -35,6 +35,21 @@ def _parser() -> argparse.ArgumentParser:
         "--unknown-nodes", choices=("fail", "pass"), help="names mode: reject (default) or pass unknown node names"
     )
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
+    clients = serve.add_argument_group("clients (per worker process)")
+    clients.add_argument(
+        "--read-timeout", type=float, help="seconds a request may take to arrive, from its first byte (default 2)"
+    )
+    clients.add_argument("--write-timeout", type=float, help="seconds a client may take to read a response (default 10)")
+    clients.add_argument("--max-connections", type=int, help="open connections per worker (default 1000)")
+    clients.add_argument(
+        "--max-held-bytes", type=int, help="bytes of requests in progress per worker (default 2 x --max-body-bytes)"
+    )
+    tls = serve.add_argument_group("TLS (kube-scheduler: enableHTTPS / tlsConfig)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="server certificate chain (PEM); serve HTTPS")
+    tls.add_argument("--tls-key", metavar="FILE", help="server private key (PEM)")
+    tls.add_argument(
+        "--tls-client-ca", metavar="FILE", help="require client certificates signed by this CA (mTLS)"
+    )
     api = serve.add_argument_group("Kubernetes API (node/pod caches, bind)")
     api.add_argument(
         "--node-cache",
@@ -72,6 +87,14 @@ def _serve(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"extender: refusing to start: {exc}", file=sys.stderr)
         return 1
+    if settings.tls_cert and settings.tls_key:
+        from extender.serving.tls import TLSFiles, TLSFilesError, build_context
+
+        try:  # each worker loads them again; a bad file should stop start-up here, clearly
+            build_context(TLSFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+        except TLSFilesError as exc:
+            print(f"extender: refusing to start: TLS: {exc}", file=sys.stderr)
+            return 1
     if settings.needs_api(policy.bind_enabled):
         from extender.kube.config import ConfigError, load_config
 
@@ -83,9 +106,11 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("extender").info("Kubernetes API at %s (%s)", config.server, config.source)
     from extender.server import ExtenderServer  # gunicorn only when serving
 
+    scheme = "https" if settings.tls_cert else "http"
     logging.getLogger("extender").info(
-        "extender %s serving policy %s (digest %s) on http://%s:%d%s/{filter,prioritize,preempt,bind}",
-        __version__, policy.source, policy.digest, settings.host, settings.port, settings.normalised_prefix,
+        "extender %s serving policy %s (digest %s) on %s://%s:%d%s/{filter,prioritize,preempt,bind}%s",
+        __version__, policy.source, policy.digest, scheme, settings.host, settings.port, settings.normalised_prefix,
+        " (client certificates required)" if settings.tls_client_ca else "",
     )
     ExtenderServer(settings).run()
     return 0
