@@ -57,9 +57,14 @@ class Request:
 class Inbox:
     """The bytes of a connection's next request, and of any request pipelined behind it."""
 
-    def __init__(self, *, head_limit: int, body_limit: int, on_bytes: Callable[[int], None]) -> None:
+    def __init__(
+        self, *, head_limit: int, body_limit: int, on_bytes: Callable[[int], None], scratch: bytearray | None = None
+    ) -> None:
         self.head_limit = head_limit
         self.body_limit = body_limit
+        #: what recv() reads into before the bytes are appended: one per event loop (the
+        #: worker shares its own between its connections), never used by two threads at once
+        self._scratch = memoryview(scratch if scratch is not None else bytearray(RECV_SIZE))
         #: told how many bytes arrive, so the worker can bound what all connections hold
         self._on_bytes = on_bytes
         self._data = bytearray()
@@ -93,7 +98,7 @@ class Inbox:
         if self._end is not None:
             return Progress.COMPLETE
         taken = 0
-        scratch = bytearray(RECV_SIZE) if self._body is None else None
+        scratch = self._scratch
         while taken < budget:
             try:
                 if self._body is not None:
@@ -102,10 +107,8 @@ class Inbox:
                     view.release()
                     self._body_received += count
                 else:
-                    assert scratch is not None
-                    with memoryview(scratch) as view:
-                        count = sock.recv_into(view, min(RECV_SIZE, budget - taken))
-                        self._data += view[:count]
+                    count = sock.recv_into(scratch, min(len(scratch), budget - taken))
+                    self._data += scratch[:count]
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return Progress.WAITING
             if count == 0:
@@ -116,7 +119,6 @@ class Inbox:
                 return Progress.COMPLETE
             if self._body is None and self._head is not None and self._wants_own_buffer():
                 self._move_body_to_map()
-                scratch = None
         return Progress.BUDGET
 
     def restart(self) -> Progress:

@@ -33,7 +33,7 @@ from gunicorn import http
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from extender.serving.framing import FramingError
-from extender.serving.inbox import Inbox, Progress, Request
+from extender.serving.inbox import RECV_SIZE, Inbox, Progress, Request
 from extender.serving.notices import Notices
 from extender.serving.received import ReceivedRequest
 from extender.serving.replies import json_reply, parse_error_status
@@ -48,6 +48,8 @@ READ_TURN = 1024 * 1024
 LINGER = 2.0
 #: how often connections are checked against their deadlines
 SWEEP_INTERVAL = 0.1
+#: connections accepted per turn of the event loop at most
+ACCEPT_BATCH = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -76,10 +78,13 @@ class Conn(TConn):  # type: ignore[misc]
     """A client connection: gthread's, plus what this worker receives on it."""
 
     def __init__(
-        self, cfg: Any, sock: Any, client: Any, server: Any, limits: Limits, hold: Callable[[Conn, int], None]
+        self, cfg: Any, sock: Any, client: Any, server: Any, limits: Limits, hold: Callable[[Conn, int], None],
+        scratch: bytearray,
     ) -> None:
         super().__init__(cfg, sock, client, server)
-        self.inbox = Inbox(head_limit=limits.head_limit, body_limit=limits.max_body_bytes, on_bytes=partial(hold, self))
+        self.inbox = Inbox(
+            head_limit=limits.head_limit, body_limit=limits.max_body_bytes, on_bytes=partial(hold, self), scratch=scratch
+        )
         self.handshaking = False
         self.request: Request | None = None
         #: bytes received on this connection that still count against the worker's budget
@@ -104,6 +109,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.limits: Limits
         self.tls: ReloadingContext | None = None
         self.notices = Notices(log)
+        self._scratch = bytearray(RECV_SIZE)  # the event loop's receive buffer, shared by its connections
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -129,25 +135,28 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     # -- accepting and reading (event loop) ------------------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
-        try:
-            sock, client = listener.accept()
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        conn = Conn(self.cfg, sock, client, listener.getsockname(), self.limits, self._hold)
-        if self.tls is not None:
+        """Accept what the listener has queued (a batch: one per turn lets a flood of
+        connections back up the queue in front of kube-scheduler's)."""
+        for _ in range(ACCEPT_BATCH):
             try:
-                conn.sock = self.tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            except (OSError, ssl.SSLError):
-                self._close(conn)
+                sock, client = listener.accept()
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                    raise
                 return
-            conn.handshaking = True
-        self._start_reading(conn)
-        self.on_readable(conn)
-        if self.nr_conns >= self.worker_connections:
-            self._make_room()
+            self.nr_conns += 1
+            conn = Conn(self.cfg, sock, client, listener.getsockname(), self.limits, self._hold, self._scratch)
+            if self.tls is not None:
+                try:
+                    conn.sock = self.tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                except (OSError, ssl.SSLError):
+                    self._close(conn)
+                    continue
+                conn.handshaking = True
+            self._start_reading(conn)
+            self.on_readable(conn)
+            if self.nr_conns >= self.worker_connections:
+                self._make_room(keep=conn)
 
     def _hold(self, conn: Conn, count: int) -> None:
         conn.held += count
@@ -162,14 +171,28 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.reading[conn] = time.monotonic() + self.limits.read_timeout
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
 
-    def _make_room(self) -> None:
-        """At the connection limit, close idle keep-alive connections, oldest first, so new
-        clients (kube-scheduler reconnecting) are still accepted."""
-        while self.nr_conns >= self.worker_connections and self.keepalived_conns:
-            conn = self.keepalived_conns.popleft()
-            self._unregister(conn)
+    def _make_room(self, keep: Conn) -> None:
+        """At the connection limit, close one so the listener stays open to kube-scheduler:
+        a refusal still draining, else the request that has been arriving longest (a
+        legitimate one arrives in milliseconds: the slowest is the likeliest attacker), else
+        the oldest idle keep-alive connection."""
+        while self.nr_conns >= self.worker_connections:
+            if self.closing:
+                self._close(next(iter(self.closing)))
+                continue
+            oldest = next((c for c in self.reading if c is not keep), None)  # dicts keep insertion order
+            if oldest is not None:
+                self.notices.notice("evicted", "at %d connections: dropped the oldest unfinished request, from %s",
+                                    self.worker_connections, _peer(oldest))
+                self._send(oldest, json_reply(503, "too many connections: the oldest unfinished request was dropped"))
+                self._close(oldest)
+                continue
+            if not self.keepalived_conns:
+                return  # every other connection is being answered by a thread
+            idle = self.keepalived_conns.popleft()
+            self._unregister(idle)
             self.nr_conns -= 1
-            conn.close()
+            idle.close()
 
     def on_readable(self, conn: Conn, _fileobj: Any = None) -> None:
         """Take what the connection has; queue the request for a thread once it is whole."""

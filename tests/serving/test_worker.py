@@ -185,6 +185,22 @@ def test_connections_over_the_limit_make_room_by_closing_the_oldest_idle_ones(tm
             sock.close()
 
 
+def test_at_the_connection_limit_the_slowest_unfinished_requests_make_room(tmp_path: Path) -> None:
+    # More trickling connections than the worker takes: it stays open to new clients by
+    # dropping the request that has been arriving longest, not by refusing to accept.
+    flags = ("--workers", "1", "--threads", "2", "--max-connections", "20", "--read-timeout", "30")
+    with running_server(tmp_path, *flags) as server:
+        tricklers = [raw(server.port, HEAD + b"Content-Length: 100000\r\n\r\n{") for _ in range(40)]
+        time.sleep(0.5)
+        filter_answers(server)
+        status, _, body = read_response(tricklers[0])
+        assert status == 503 and json_error(body) == "too many connections: the oldest unfinished request was dropped"
+        assert not closed_by_peer(tricklers[-1], timeout=0.3), "the newest are kept"
+        for sock in tricklers:
+            sock.close()
+        assert "dropped the oldest unfinished request" in server.log_text()
+
+
 def test_a_client_that_does_not_read_its_response_holds_a_thread_only_for_the_write_timeout(tmp_path: Path) -> None:
     big = payloads.full_nodes(2000).body  # ~14 MB echoed back: far more than the socket buffers
     flags = ("--workers", "1", "--threads", "1", "--write-timeout", "1", "--max-body-bytes", str(64 * 1024 * 1024))
