@@ -58,6 +58,10 @@ class Settings:
     bind_timeout: float = 3.0
     #: seconds between full relists of the caches (watches resume in between)
     resync_seconds: float = 1800.0
+    #: preempt: a candidate the extender has no Node object of is "drop"ped or "keep"t
+    preempt_unknown_nodes: str = "drop"
+    #: preempt without --node-cache: nodes seen in full-node requests each worker remembers (LRU)
+    preempt_seen_nodes: int = 5000
 
     @property
     def normalised_prefix(self) -> str:
@@ -103,6 +107,10 @@ class Settings:
             problems.append(f"bind timeout {self.bind_timeout}: must be in (0, 60] seconds (keep it under httpTimeout)")
         if self.resync_seconds < 10:
             problems.append(f"resync seconds {self.resync_seconds}: must be at least 10")
+        if self.preempt_unknown_nodes not in ("keep", "drop"):
+            problems.append(f"preempt unknown nodes {self.preempt_unknown_nodes!r}: must be keep or drop")
+        if self.preempt_seen_nodes < 0:
+            problems.append(f"preempt seen nodes {self.preempt_seen_nodes}: must be 0 (remember none) or more")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from extender.engine import Policy
 from extender.kube.cluster import ClusterOptions, ClusterState
 from extender.kube.config import load_config
+from extender.kube.seen import SeenNodes
 from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
@@ -72,8 +73,12 @@ def create_app(
         service = ExtenderService(
             policy,
             nodes=cluster.nodes if cluster else None,
+            seen=SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None,
             binder=cluster.binder if cluster else None,
-            options=ServiceOptions(unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail"),
+            options=ServiceOptions(
+                unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
+                preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
+            ),
         )
     if cluster is not None:
         cluster.start()
