@@ -62,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="without --node-cache: nodes seen in filter/prioritize requests each worker remembers (default 5000)",
     )
+    preempt.add_argument(
+        "--preempt-node-lookup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="GET unknown candidates from the API server (needs RBAC get on nodes; default off)",
+    )
+    preempt.add_argument(
+        "--preempt-lookup-timeout", type=float, help="seconds a preempt call may spend on that lookup (default 1)"
+    )
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
@@ -107,6 +116,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _api_uses(settings: Settings, bind: bool) -> str:
     uses = [name for name, on in (("--node-cache", settings.node_cache), ("--pod-cache", settings.pod_cache), ("bind", bind)) if on]
+    if settings.preempt_node_lookup:
+        uses.append("--preempt-node-lookup")
     return ", ".join(uses)
 
 
@@ -117,6 +128,7 @@ def _warn_if_preempt_guesses(settings: Settings, policy: Policy) -> None:
     warning = startup_warning(
         policy,
         node_cache=settings.node_cache,
+        node_lookup=settings.preempt_node_lookup,
         seen_nodes=settings.preempt_seen_nodes,
         unknown="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
     )

@@ -89,6 +89,7 @@ def test_rejected_candidates_are_dropped_accepted_kept_and_unseen_ones_dropped(
         "preempt pod=default/urgent-1 dropped 2 candidate(s) the extender knows nothing about "
         "(--preempt-unknown-nodes drop): node-00002, node-00005; they were not seen in a filter/prioritize request"
     )
+    assert warning.getMessage().endswith("with --node-cache (names mode) or --preempt-node-lookup every candidate can be checked")
 
 
 @versions
@@ -193,17 +194,19 @@ def test_settings_read_and_check_the_preempt_options() -> None:
 
 def test_the_start_up_warning_says_what_happens_to_unknown_candidates() -> None:
     policy = load_policy_text(POLICY)
-    warning = startup_warning(policy, node_cache=False, seen_nodes=5000, unknown="drop")
+    warning = startup_warning(policy, node_cache=False, node_lookup=False, seen_nodes=5000, unknown="drop")
     assert warning is not None and warning.startswith("preempt can only guess: without --node-cache, ")
     assert "a candidate it has not seen is dropped: no preemption on it until the extender has seen the node" in warning
-    assert "(--preempt-unknown-nodes drop)" in warning and "--node-cache (names mode)" in warning
-    kept = startup_warning(policy, node_cache=False, seen_nodes=5000, unknown="keep")
+    assert "(--preempt-unknown-nodes drop)" in warning
+    assert "Run with --node-cache (names mode) or --preempt-node-lookup (RBAC: get on nodes)" in warning
+    kept = startup_warning(policy, node_cache=False, node_lookup=False, seen_nodes=5000, unknown="keep")
     assert kept is not None and "kept: kube-scheduler may then evict its pods although the policy rejects" in kept
-    none_seen = startup_warning(policy, node_cache=False, seen_nodes=0, unknown="drop")
+    none_seen = startup_warning(policy, node_cache=False, node_lookup=False, seen_nodes=0, unknown="drop")
     assert none_seen is not None and "no candidate can be checked (--preempt-seen-nodes 0)" in none_seen
-    assert startup_warning(policy, node_cache=True, seen_nodes=5000, unknown="drop") is None
+    assert startup_warning(policy, node_cache=True, node_lookup=False, seen_nodes=5000, unknown="drop") is None
+    assert startup_warning(policy, node_cache=False, node_lookup=True, seen_nodes=5000, unknown="drop") is None
     shadow_only = load_policy_text("predicates:\n- {type: node-condition, mode: shadow, params: {conditions: [{type: Ready, status: 'True', match: NotEqual}]}}\n")
-    assert startup_warning(shadow_only, node_cache=False, seen_nodes=5000, unknown="drop") is None, "nothing to check"
+    assert startup_warning(shadow_only, node_cache=False, node_lookup=False, seen_nodes=5000, unknown="drop") is None, "nothing to check"
 
 
 # -- end to end: a real `extender serve`, filter then preempt over HTTP ------------------------------

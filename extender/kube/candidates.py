@@ -71,12 +71,12 @@ class CandidateNodes:
             return "they were not seen in a filter/prioritize request and the API lookup could not fetch them"
         return (
             "they were not seen in a filter/prioritize request of this worker; with --node-cache "
-            "(names mode) every candidate can be checked"
+            "(names mode) or --preempt-node-lookup every candidate can be checked"
         )
 
 
 def startup_warning(
-    policy: Policy, *, node_cache: bool, seen_nodes: int, unknown: UnknownCandidates
+    policy: Policy, *, node_cache: bool, node_lookup: bool, seen_nodes: int, unknown: UnknownCandidates
 ) -> str | None:
     """What to warn about once at start-up when preempt can only guess, or None if it need not.
 
@@ -84,7 +84,7 @@ def startup_warning(
     nodes seen in earlier requests, and a fresh worker has seen none: in a cluster whose
     nodes are all full, no filter request carries them before the first preemption.
     """
-    if node_cache or not any(not rule.shadow for rule in policy.predicates):
+    if node_cache or node_lookup or not any(not rule.shadow for rule in policy.predicates):
         return None
     consequence = (
         "kept: kube-scheduler may then evict its pods although the policy rejects the node"
@@ -101,5 +101,5 @@ def startup_warning(
     return (
         "preempt can only guess: without --node-cache, kube-scheduler's preempt requests carry no "
         f"Node objects, so {checked} {consequence} (--preempt-unknown-nodes {unknown}). Run with "
-        "--node-cache (names mode) to check every candidate"
+        "--node-cache (names mode) or --preempt-node-lookup (RBAC: get on nodes) to check every candidate"
     )

@@ -45,6 +45,8 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
             bind=policy.bind_enabled,
             bind_timeout=settings.bind_timeout,
             resync_period=settings.resync_seconds,
+            node_lookup=settings.preempt_node_lookup,
+            node_lookup_timeout=settings.preempt_lookup_timeout,
         ),
     )
 
@@ -74,6 +76,7 @@ def create_app(
             policy,
             nodes=cluster.nodes if cluster else None,
             seen=SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None,
+            fetcher=cluster.node_lookup if cluster else None,
             binder=cluster.binder if cluster else None,
             options=ServiceOptions(
                 unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
