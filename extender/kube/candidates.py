@@ -23,6 +23,8 @@ from extender.view import NodeView
 
 
 class NodeCache(Protocol):
+    """The node watch cache (:class:`~extender.kube.stores.NodeStore`)."""
+
     def get_many(self, names: Sequence[str]) -> list[NodeView | None]: ...
 
 

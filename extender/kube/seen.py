@@ -74,6 +74,7 @@ class SeenNodes:
         return self._nodes.get(name)
 
     def get_many(self, names: Sequence[str]) -> list[NodeView | None]:
+        """``get`` for each name."""
         nodes = self._nodes
         return [nodes.get(name) for name in names]
 
