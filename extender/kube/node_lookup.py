@@ -58,9 +58,12 @@ class NodeLookup:
         if not names:
             return {}
         deadline = time.monotonic() + self.timeout
-        futures: dict[Future[NodeView], str] = {
-            self._pool.submit(self._get, name, deadline): name for name in dict.fromkeys(names)
-        }
+        try:
+            futures: dict[Future[NodeView], str] = {
+                self._pool.submit(self._get, name, deadline): name for name in dict.fromkeys(names)
+            }
+        except RuntimeError:  # closed: the worker is shutting down; its last calls find nothing
+            return {}
         done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         for future in late:
             # Not started yet: never start it. In flight: its own timeout is the deadline too.

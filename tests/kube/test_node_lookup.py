@@ -87,6 +87,11 @@ def test_a_403_is_unknown_and_logged_once_per_process_with_the_rbac_fix(
     assert sorted(lookup.fetch(["node-00001"])) == ["node-00001"], "once RBAC allows it, lookups work"
 
 
+def test_a_closed_lookup_finds_nothing_instead_of_failing_the_call(lookup: NodeLookup) -> None:
+    lookup.close()  # the worker is shutting down (ClusterState.stop) while a preempt call is in flight
+    assert lookup.fetch(["node-00001"]) == {}
+
+
 def test_a_node_slower_than_the_deadline_is_unknown_and_the_rest_still_found(
     apiserver: FakeApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
