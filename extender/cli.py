@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from extender import __version__
+from extender.engine import Policy
 from extender.policy import PolicyError, load_policy
 from extender.settings import Settings
 
@@ -64,6 +65,27 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--context", dest="kube_context", help="kubeconfig context (default: its current-context)")
     api.add_argument("--bind-timeout", type=float, help="seconds a bind may take, retries included (default 3)")
     api.add_argument("--resync-seconds", type=float, help="seconds between full cache relists (default 1800)")
+    preempt = serve.add_argument_group("preempt (checking kube-scheduler's candidate nodes against the policy)")
+    preempt.add_argument(
+        "--preempt-unknown-nodes",
+        choices=("keep", "drop"),
+        help="a candidate the extender has no Node object of: drop it (default) or keep it",
+    )
+    preempt.add_argument(
+        "--preempt-seen-nodes",
+        type=int,
+        metavar="N",
+        help="without --node-cache: nodes seen in filter/prioritize requests each worker remembers (default 5000)",
+    )
+    preempt.add_argument(
+        "--preempt-node-lookup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="GET unknown candidates from the API server (needs RBAC get on nodes; default off)",
+    )
+    preempt.add_argument(
+        "--preempt-lookup-timeout", type=float, help="seconds a preempt call may spend on that lookup (default 1)"
+    )
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
@@ -104,6 +126,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"extender: refusing to start: Kubernetes API access is needed ({_api_uses(settings, policy.bind_enabled)}) but {exc}", file=sys.stderr)
             return 1
         logging.getLogger("extender").info("Kubernetes API at %s (%s)", config.server, config.source)
+    _warn_if_preempt_guesses(settings, policy)
     from extender.server import ExtenderServer  # gunicorn only when serving
 
     scheme = "https" if settings.tls_cert else "http"
@@ -118,7 +141,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _api_uses(settings: Settings, bind: bool) -> str:
     uses = [name for name, on in (("--node-cache", settings.node_cache), ("--pod-cache", settings.pod_cache), ("bind", bind)) if on]
+    if settings.preempt_node_lookup:
+        uses.append("--preempt-node-lookup")
     return ", ".join(uses)
+
+
+def _warn_if_preempt_guesses(settings: Settings, policy: Policy) -> None:
+    """Once, in the master process: every worker would otherwise repeat it."""
+    from extender.kube.candidates import startup_warning
+
+    warning = startup_warning(
+        policy,
+        node_cache=settings.node_cache,
+        node_lookup=settings.preempt_node_lookup,
+        seen_nodes=settings.preempt_seen_nodes,
+        unknown="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
+    )
+    if warning:
+        logging.getLogger("extender").warning(warning)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -16,8 +16,18 @@ from typing import Literal, Protocol
 
 from extender.codec import kube_scheduler as wire
 from extender.codec.common import Body
-from extender.engine import Engine, FilterDecision, Policy, PreemptDecision, RuleFailure, ScoreDecision
+from extender.engine import (
+    Engine,
+    FilterDecision,
+    Policy,
+    PreemptDecision,
+    RuleFailure,
+    ScoreDecision,
+    UnknownCandidates,
+)
 from extender.kube.binder import BindError
+from extender.kube.candidates import CandidateNodes, NodeFetcher
+from extender.kube.seen import SeenNodes
 from extender.sdk.rules import Context
 from extender.view import NodeView, PodView
 
@@ -55,11 +65,8 @@ class ServiceOptions:
 
     #: names mode: what to do with a node name the cache does not know
     unknown_nodes: UnknownNodes = "fail"
-
-
-def _unknown(name: str) -> NodeView | None:
-    """The node lookup without a node cache: nothing is known."""
-    return None
+    #: preempt: what to do with a candidate no source has a view of (see :meth:`ExtenderService.preempt`)
+    preempt_unknown_nodes: UnknownCandidates = "drop"
 
 
 def _utcnow() -> datetime:
@@ -81,6 +88,8 @@ class ExtenderService:
         policy: Policy,
         *,
         nodes: NodeSource | None = None,
+        seen: SeenNodes | None = None,
+        fetcher: NodeFetcher | None = None,
         binder: Binder | None = None,
         options: ServiceOptions = ServiceOptions(),
         clock: Callable[[], datetime] = _utcnow,
@@ -88,6 +97,9 @@ class ExtenderService:
         self.policy = policy
         self.engine = Engine(policy)
         self.nodes = nodes
+        #: preempt's sources of Node objects: the node cache, ``seen`` (nodes of full-node
+        #: requests and API lookups; None remembers none), ``fetcher`` (the API lookup)
+        self.candidates = CandidateNodes(nodes, seen, fetcher)
         self.binder = binder
         self.options = options
         self.clock = clock
@@ -117,7 +129,9 @@ class ExtenderService:
             if not self.engine.in_scope(pod):
                 self._log_out_of_scope("filter", pod, len(items), started)
                 return wire.encode_filter_reply(node_items=items)
-            decision = self.engine.filter(pod, wire.decode_node_views(body, args), ctx)
+            views = wire.decode_node_views(body, args)
+            decision = self.engine.filter(pod, views, ctx)
+            self.candidates.remember(views)
             self._log_filter(pod, len(items), decision, started)
             return wire.encode_filter_reply(
                 node_items=[items[i] for i in decision.passed],
@@ -172,6 +186,7 @@ class ExtenderService:
                 self._log_out_of_scope("prioritize", pod, len(names), started)
                 return wire.encode_host_priorities((n, 0) for n in names)
             decision = self.engine.prioritize(pod, views, ctx, explain=log.isEnabledFor(logging.DEBUG))
+            self.candidates.remember(views)
             self._log_prioritize(pod, names, decision, started)
             return wire.encode_host_priorities(zip(names, decision.scores))
         names = list(args.node_names or [])
@@ -196,12 +211,30 @@ class ExtenderService:
     # -- preempt ------------------------------------------------------------------------
 
     def preempt(self, body: Body) -> bytes:
-        """Answer ``ExtenderPreemptionArgs`` with ``NodeNameToMetaVictims``, whatever form came in."""
+        """Answer ``ExtenderPreemptionArgs`` with ``NodeNameToMetaVictims``, whatever form came in.
+
+        Candidates are checked against the node cache, then the nodes seen in earlier
+        full-node requests, then the API server (if the lookup is on); one known nowhere is
+        kept or dropped as ``options.preempt_unknown_nodes`` says.
+        """
         started = time.perf_counter()
         args = wire.decode_preemption_args(body)
-        lookup = self.nodes.get if self.nodes is not None else _unknown
-        decision = self.engine.preempt(args.pod, args.candidates, lookup, self._context(), memoize=self.nodes is not None)
-        self._log_preempt(args.pod, len(args.candidates), decision, started)
+        fetched = 0
+
+        def resolve(names: Sequence[str]) -> Sequence[NodeView | None]:
+            nonlocal fetched
+            views, fetched = self.candidates.resolve(names)
+            return views
+
+        decision = self.engine.preempt(
+            args.pod,
+            args.candidates,
+            resolve,
+            self._context(),
+            unknown=self.options.preempt_unknown_nodes,
+            memoize=True,  # every source's views are long-lived objects a verdict can be kept on
+        )
+        self._log_preempt(args.pod, len(args.candidates), decision, fetched, started)
         return wire.encode_preempt_reply(decision.kept)
 
     # -- bind ---------------------------------------------------------------------------
@@ -289,12 +322,21 @@ class ExtenderService:
             )
         self._log_failures("prioritize", pod, d.failures)
 
-    def _log_preempt(self, pod: PodView, count: int, d: PreemptDecision, started: float) -> None:
+    def _log_preempt(self, pod: PodView, count: int, d: PreemptDecision, fetched: int, started: float) -> None:
+        action = "kept" if self.options.preempt_unknown_nodes == "keep" else "dropped"
         log.info(
-            "preempt pod=%s/%s candidates=%d kept=%d dropped=%d unevaluated=%d took=%s",
-            pod.namespace, pod.name, count, len(d.kept), len(d.dropped), len(d.unevaluated),
-            self._elapsed(started),
+            "preempt pod=%s/%s candidates=%d kept=%d dropped=%d rejected=%d no_victims=%d unknown=%d (%s) "
+            "fetched=%d took=%s",
+            pod.namespace, pod.name, count, len(d.kept), count - len(d.kept), len(d.rejected),
+            len(d.without_victims), len(d.unknown), action, fetched, self._elapsed(started),
         )
+        if d.unknown:
+            log.warning(
+                "preempt pod=%s/%s %s %d candidate(s) the extender knows nothing about "
+                "(--preempt-unknown-nodes %s): %s; %s",
+                pod.namespace, pod.name, action, len(d.unknown), self.options.preempt_unknown_nodes,
+                _names(list(d.unknown)), self.candidates.unknown_hint(),
+            )
         if d.dropped and log.isEnabledFor(logging.DEBUG):
-            log.debug("preempt pod=%s/%s dropped: %s", pod.namespace, pod.name, _names(dict(d.dropped)))
+            log.debug("preempt pod=%s/%s dropped: %s", pod.namespace, pod.name, _names(d.dropped))
         self._log_failures("preempt", pod, d.failures)

@@ -72,6 +72,14 @@ class Settings:
     tls_key: str | None = None
     #: mTLS: CA that client certificates must chain to (kube-scheduler's tlsConfig.certFile)
     tls_client_ca: str | None = None
+    #: preempt: a candidate the extender has no Node object of is "drop"ped or "keep"t
+    preempt_unknown_nodes: str = "drop"
+    #: preempt without --node-cache: nodes seen in full-node requests each worker remembers (LRU)
+    preempt_seen_nodes: int = 5000
+    #: preempt: GET unknown candidates from the API server (needs API access, RBAC get on nodes)
+    preempt_node_lookup: bool = False
+    #: seconds one preempt call may spend on that lookup, all candidates together
+    preempt_lookup_timeout: float = 1.0
 
     @property
     def held_bytes_limit(self) -> int:
@@ -103,7 +111,7 @@ class Settings:
 
     def needs_api(self, bind_enabled: bool) -> bool:
         """Whether the extender must talk to the Kubernetes API."""
-        return self.node_cache or self.pod_cache or bind_enabled
+        return self.node_cache or self.pod_cache or bind_enabled or self.preempt_node_lookup
 
     def validate(self) -> list[str]:
         """Problems with these settings, as messages naming the setting."""
@@ -137,6 +145,15 @@ class Settings:
         for name, path in (("tls cert", self.tls_cert), ("tls key", self.tls_key), ("tls client ca", self.tls_client_ca)):
             if path and not os.path.isfile(path):
                 problems.append(f"{name} {path}: no such file")
+        if self.preempt_unknown_nodes not in ("keep", "drop"):
+            problems.append(f"preempt unknown nodes {self.preempt_unknown_nodes!r}: must be keep or drop")
+        if self.preempt_seen_nodes < 0:
+            problems.append(f"preempt seen nodes {self.preempt_seen_nodes}: must be 0 (remember none) or more")
+        if not 0 < self.preempt_lookup_timeout <= 4:
+            problems.append(
+                f"preempt lookup timeout {self.preempt_lookup_timeout}: must be in (0, 4] seconds "
+                "(kube-scheduler's httpTimeout is 5 s by default)"
+            )
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

@@ -129,6 +129,7 @@ class NodeView:
     __slots__ = (
         "name",
         "uid",
+        "resource_version",
         "labels",
         "annotations",
         "unschedulable",
@@ -162,9 +163,12 @@ class NodeView:
         capacity: Mapping[str, str | int | float] = _EMPTY,
         node_info: NodeSystemInfo = _EMPTY_INFO,
         provider_id: str = "",
+        resource_version: str = "",
     ) -> None:
         self.name = name
         self.uid = uid
+        #: ``metadata.resourceVersion``: opaque to clients, but etcd's are increasing integers
+        self.resource_version = resource_version
         self.labels: Mapping[str, str] = labels
         self.annotations: Mapping[str, str] = annotations
         self.owner_references = owner_references

@@ -83,12 +83,14 @@ FEATURE_RBAC: dict[str, dict[tuple[str, str], set[str]]] = {
     "node-cache": {("", "nodes"): {"get", "list", "watch"}},
     "pod-cache": {("", "pods"): {"list", "watch"}},
     "bind": {("", "pods/binding"): {"create"}, ("", "pods"): {"get"}},
+    "preempt-node-lookup": {("", "nodes"): {"get"}},
 }
 # What each component under deploy/components sets on the extender container.
 COMPONENT_ENV = {
     "node-cache": {"EXTENDER_NODE_CACHE": "true"},
     "pod-cache": {"EXTENDER_POD_CACHE": "true"},
     "bind": {"EXTENDER_BIND_TIMEOUT": "3"},  # bind itself is switched on by the policy
+    "preempt-node-lookup": {"EXTENDER_PREEMPT_NODE_LOOKUP": "true"},
 }
 # Built-in roles bound in deploy/, which no render contains. Excerpts of the bootstrap policy
 # (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, K1.30): only the rules an
@@ -257,7 +259,11 @@ def mounted_policy(docs: list[dict[str, Any]], pod: dict[str, Any], container: d
 def features_of(docs: list[dict[str, Any]], pod: dict[str, Any], container: dict[str, Any]) -> set[str]:
     """The API-using features this extender container runs with (FEATURE_RBAC's keys)."""
     settings = settings_of(container)
-    enabled = {"node-cache": settings.node_cache, "pod-cache": settings.pod_cache}
+    enabled = {
+        "node-cache": settings.node_cache,
+        "pod-cache": settings.pod_cache,
+        "preempt-node-lookup": settings.preempt_node_lookup,
+    }
     enabled["bind"] = mounted_policy(docs, pod, container).bind_enabled
     return {name for name, on in enabled.items() if on}
 
@@ -878,6 +884,7 @@ def test_each_component_alone_adds_only_its_own_rules(
     assert settings.validate() == []
     policy = mounted_policy(docs, pod, container)
     assert (settings.node_cache, settings.pod_cache) == (component == "node-cache", component == "pod-cache")
+    assert settings.preempt_node_lookup is (component == "preempt-node-lookup")
     # The bind component cannot switch bind on (the policy does): base policy, bind disabled.
     assert policy.bind_enabled is False
     assert settings.needs_api(policy.bind_enabled) is (component != "bind")
@@ -932,7 +939,7 @@ def test_readme_covers_the_three_ways_and_their_rbac() -> None:
     readme = (DEPLOY / "README.md").read_text()
     for needle in (
         "deploy/extender", "deploy/node-cache", "deploy/second-scheduler", "components/node-cache",
-        "components/pod-cache", "components/bind", "scheduler-config-full-nodes.yaml",
+        "components/pod-cache", "components/bind", "components/preempt-node-lookup", "scheduler-config-full-nodes.yaml",
         "extender serve --node-cache --kubeconfig ~/.kube/config", "/readyz", "/healthz",
         "system:kube-scheduler",
     ):  # fmt: skip

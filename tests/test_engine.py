@@ -161,25 +161,62 @@ def test_non_finite_scores_are_errors() -> None:
     assert "not a finite number" in d.failures[0].first_message
 
 
-def test_preempt_drops_rejected_nodes_and_nodes_without_victims_and_keeps_unseen_ones() -> None:
+def resolver(nodes: list[NodeView], calls: list[list[str]] | None = None) -> Any:
+    """A batch lookup over ``nodes`` that records what it was asked for."""
+    known = {n.name: n for n in nodes}
+
+    def resolve(names: list[str]) -> list[NodeView | None]:
+        if calls is not None:
+            calls.append(list(names))
+        return [known.get(name) for name in names]
+
+    return resolve
+
+
+PREEMPT_CANDIDATES = {
+    "n0": Victims(("u0",)),
+    "n1": Victims(("u1",), 2),
+    "n2": Victims(()),
+    "n9": Victims(("u9a", "u9b"), 1),
+}
+
+
+def test_preempt_drops_rejected_nodes_nodes_without_victims_and_unknown_ones() -> None:
     e = engine(ConfiguredRule("no-n1", RejectNames({"n1"})))
-    known = {n.name: n for n in NODES[:3]}
-    candidates = {
-        "n0": Victims(("u0",)),
-        "n1": Victims(("u1",), 2),
-        "n2": Victims(()),
-        "n9": Victims(("u9a", "u9b"), 1),
-    }
-    d = e.preempt(POD, candidates, known.get, CTX)
+    calls: list[list[str]] = []
+    d = e.preempt(POD, PREEMPT_CANDIDATES, resolver(NODES[:3], calls), CTX, unknown="drop")
+    assert calls == [["n0", "n1", "n9"]], "one batch, only candidates with victims"
+    assert d.kept == {"n0": Victims(("u0",))}
+    assert d.rejected == {"n1": "node(s) were unlucky"}
+    assert list(d.without_victims) == ["n2"] and list(d.unknown) == ["n9"] and not d.unknown_kept
+    assert d.dropped == {"n1": "node(s) were unlucky", "n2": "no victims", "n9": "node unknown to the extender"}
+
+
+def test_preempt_can_keep_unknown_candidates_but_never_rejected_ones() -> None:
+    e = engine(ConfiguredRule("no-n1", RejectNames({"n1"})))
+    d = e.preempt(POD, PREEMPT_CANDIDATES, resolver(NODES[:3]), CTX, unknown="keep")
     assert d.kept == {"n0": Victims(("u0",)), "n9": Victims(("u9a", "u9b"), 1)}
     assert d.dropped == {"n1": "node(s) were unlucky", "n2": "no victims"}
-    assert list(d.unevaluated) == ["n9"]
+    assert list(d.unknown) == ["n9"] and d.unknown_kept
 
 
 def test_preempt_for_out_of_scope_pods_only_drops_empty_victim_lists() -> None:
     e = engine(ConfiguredRule("all", RejectNames({"n0"})), scope=PodScope(exclude_namespaces=frozenset({"default"})))
-    d = e.preempt(POD, {"n0": Victims(("u",)), "n1": Victims(())}, {n.name: n for n in NODES}.get, CTX)
+    calls: list[list[str]] = []
+    d = e.preempt(POD, {"n0": Victims(("u",)), "n1": Victims(())}, resolver(NODES, calls), CTX, unknown="drop")
     assert d.kept == {"n0": Victims(("u",))} and not d.in_scope
+    assert calls == [], "nothing to check, so nothing looked up (no API call either)"
+
+
+def test_preempt_without_an_applicable_predicate_keeps_unknown_candidates_unlooked_up() -> None:
+    class NotForThisPod(RejectNames):
+        def applies_to(self, pod: PodView, ctx: Context) -> bool:
+            return False
+
+    calls: list[list[str]] = []
+    e = engine(ConfiguredRule("never", NotForThisPod({"n0"})))
+    d = e.preempt(POD, {"n0": Victims(("u",)), "n9": Victims(("v",))}, resolver(NODES, calls), CTX, unknown="drop")
+    assert sorted(d.kept) == ["n0", "n9"] and calls == [] and not d.unknown
 
 
 # -- memoization (names mode: node views from the cache are stable objects) ----------------------

@@ -17,8 +17,11 @@ from tests.conftest import FIXTURES, fixture, fixture_id, load_json, make_app, r
 FILTER_KEYS = ["Nodes", "NodeNames", "FailedNodes", "FailedAndUnresolvableNodes", "Error"]
 
 
-def post(app_policy: Any, path: Path | str, body: bytes) -> Any:
+def post(app_policy: Any, path: Path | str, body: bytes, *, after: bytes | None = None) -> Any:
+    """``body``'s reply from a fresh app, which got the full-node filter request ``after`` first."""
     client = make_app(app_policy).test_client()
+    if after is not None:
+        assert client.post("/scheduler/filter", data=after).status_code == 200
     response = client.post(str(path), data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.data
     assert response.mimetype == "application/json"
@@ -39,9 +42,12 @@ def test_every_recording_is_answered_in_the_shape_kube_scheduler_decodes(path: P
     assert method == "POST"
     body = path.read_bytes()
     request = load_json(body)
-    response = post(None, target, body)
-    reply = json.loads(response.data)
     verb = verb_of(path)
+    # kube-scheduler filtered a pod on these nodes before it preempted (the recorded order):
+    # preempt checks its candidates against those Node objects (tests/test_preempt.py).
+    seen = fixture(path.parts[-3], "full-nodes", "00001-filter-web-1") if verb == "preempt" else None
+    response = post(None, target, body, after=seen)
+    reply = json.loads(response.data)
     if verb == "filter":
         assert list(reply) == FILTER_KEYS
         assert reply["Error"] == ""
@@ -162,11 +168,11 @@ def test_prioritize_prefers_the_cheapest_instance_type(version: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["kube-scheduler-v1.24", "kube-scheduler-v1.30"])
-def test_preempt_drops_nothing_it_cannot_see_and_answers_meta_victims(version: str) -> None:
-    # Full-node mode sends no Node objects with preempt: without a node cache the candidates
-    # cannot be checked, so all are kept (the nominated node is filtered again later).
+def test_preempt_checks_candidates_against_nodes_seen_and_answers_meta_victims(version: str) -> None:
+    # Full-node mode sends no Node objects with preempt: the candidates are checked against
+    # those of an earlier filter request (all 8 recorded nodes are healthy, so all are kept).
     body = fixture(version, "full-nodes", "00007-preempt-urgent-1")
-    reply = json.loads(post(DECISION_POLICY, "/scheduler/preempt", body).data)
+    reply = json.loads(post(DECISION_POLICY, "/scheduler/preempt", body, after=fixture(version, "full-nodes", "00001-filter-web-1")).data)
     assert sorted(reply["NodeNameToMetaVictims"]) == [f"node-0000{i}" for i in range(8)]
     for victims in reply["NodeNameToMetaVictims"].values():
         assert len(victims["Pods"]) == 1 and set(victims["Pods"][0]) == {"UID"}

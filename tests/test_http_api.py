@@ -86,7 +86,7 @@ def test_body_over_the_limit_is_413_json_before_it_is_read() -> None:
 
 
 def test_humans_may_use_camel_or_lower_case_envelope_keys() -> None:
-    client = make_app(None, Settings(unknown_nodes="pass")).test_client()
+    client = make_app(None, Settings(unknown_nodes="pass", preempt_unknown_nodes="keep")).test_client()
     for key_pod, key_names in (("pod", "nodeNames"), ("POD", "nodenames")):
         body = json.dumps({key_pod: POD, key_names: ["n1", "n2"]}).encode()
         reply = json.loads(client.post("/scheduler/filter", data=body).data)

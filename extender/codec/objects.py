@@ -38,6 +38,7 @@ class Meta(Struct, gc=False):
     annotations: dict[str, str] | None = None
     creationTimestamp: str | None = None
     ownerReferences: tuple[OwnerReference, ...] | None = None
+    resourceVersion: str = ""
 
 
 class NodeSpec(Struct, gc=False):
@@ -160,6 +161,7 @@ def node_view(node: Node, *, compact: bool = False) -> NodeView:
         capacity=capacity,
         node_info=info,
         provider_id=spec.providerID or "",
+        resource_version=meta.resourceVersion,
     )
 
 

@@ -1,6 +1,13 @@
 """The policy engine: turns a validated policy plus a pod and nodes into decisions."""
 
-from extender.engine.decisions import FilterDecision, PreemptDecision, RuleFailure, ScoreDecision, Victims
+from extender.engine.decisions import (
+    FilterDecision,
+    PreemptDecision,
+    RuleFailure,
+    ScoreDecision,
+    UnknownCandidates,
+    Victims,
+)
 from extender.engine.engine import Engine
 from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy, PodScope
 
@@ -15,5 +22,6 @@ __all__ = [
     "PreemptDecision",
     "RuleFailure",
     "ScoreDecision",
+    "UnknownCandidates",
     "Victims",
 ]

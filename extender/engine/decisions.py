@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
+
+#: what preempt does with a candidate it has no view of: keep it (kube-scheduler may evict
+#: its victims although the policy rejects the node) or drop it (no preemption there)
+UnknownCandidates = Literal["keep", "drop"]
+NO_VICTIMS = "no victims"
+UNKNOWN_CANDIDATE = "node unknown to the extender"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +59,25 @@ class Victims:
 
 @dataclass(frozen=True)
 class PreemptDecision:
-    """Preempt outcome: candidate nodes kept (with their victims) and why others were dropped."""
+    """Preempt outcome: candidate nodes kept (with their victims), and why the others were not."""
 
     in_scope: bool
     kept: Mapping[str, Victims]
-    dropped: Mapping[str, str] = field(default_factory=dict)
-    #: nodes the engine could not evaluate (not in the request nor the node cache); kept
-    unevaluated: Sequence[str] = ()
+    #: candidates the enforced predicates reject: the first rejection's reason
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    #: candidates the scheduler proposed no victims on (kube-scheduler refuses those back)
+    without_victims: Sequence[str] = ()
+    #: candidates with victims that could not be evaluated (no view of the node anywhere);
+    #: in ``kept`` if ``unknown_kept``, else dropped
+    unknown: Sequence[str] = ()
+    unknown_kept: bool = True
     failures: Sequence[RuleFailure] = ()
+
+    @property
+    def dropped(self) -> dict[str, str]:
+        """Every candidate left out of the reply, with why."""
+        dropped = dict.fromkeys(self.without_victims, NO_VICTIMS)
+        dropped.update(self.rejected)
+        if not self.unknown_kept:
+            dropped.update(dict.fromkeys(self.unknown, UNKNOWN_CANDIDATE))
+        return dropped

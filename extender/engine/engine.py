@@ -18,6 +18,7 @@ from extender.engine.decisions import (
     PreemptDecision,
     RuleFailure,
     ScoreDecision,
+    UnknownCandidates,
     Victims,
 )
 from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy
@@ -343,38 +344,41 @@ class Engine:
         self,
         pod: PodView,
         candidates: Mapping[str, Victims],
-        lookup: Callable[[str], NodeView | None],
+        resolve: Callable[[Sequence[str]], Sequence[NodeView | None]],
         ctx: Context,
         *,
+        unknown: UnknownCandidates,
         memoize: bool = False,
     ) -> PreemptDecision:
         """Keep candidate nodes that have victims and that the enforced predicates accept.
 
-        A node the engine cannot see (``lookup`` returns None: full-node mode sends no
-        nodes with preempt, and there may be no node cache) is kept: kube-scheduler's own
-        filters chose it, and the extender filter still checks the nominated node later.
+        ``resolve`` maps candidate names to views (None where the caller has none: full-node
+        preempt requests carry no Node objects). It is called once, with the candidates that
+        have victims, and only if an enforced predicate applies to the pod: out-of-scope pods
+        and pods no predicate applies to keep every candidate with victims, unlooked-up.
+        A candidate without a view is kept or dropped as ``unknown`` says: the engine cannot
+        tell whether the policy accepts it.
         """
-        kept: dict[str, Victims] = {}
-        dropped: dict[str, str] = {}
-        unevaluated: list[str] = []
         in_scope = self.in_scope(pod)
         failures = _Failures()
         enforced = self._active(self._predicates, pod, ctx, failures) if in_scope else []
         with_victims = {name: victims for name, victims in candidates.items() if victims.uids}
-        dropped.update((name, "no victims") for name in candidates if name not in with_victims)
-        if not enforced:
-            return PreemptDecision(in_scope, with_victims, dropped, failures=failures.summary())
-        seen: list[tuple[str, NodeView]] = []
-        for name in with_victims:
-            node = lookup(name)
-            if node is None:
-                unevaluated.append(name)
-            else:
-                seen.append((name, node))
-        verdicts = self._verdicts(enforced, [], pod, [node for _, node in seen], ctx, failures, memoize)
-        rejected = {name: r.reason for (name, _), (r, _) in zip(seen, verdicts) if r is not None}
-        dropped.update(rejected)
-        kept = {name: victims for name, victims in with_victims.items() if name not in rejected}
+        without_victims = [name for name in candidates if name not in with_victims]
+        if not enforced or not with_victims:
+            return PreemptDecision(in_scope, with_victims, without_victims=without_victims, failures=failures.summary())
+        names = list(with_victims)
+        views = resolve(names)
+        known = [(name, view) for name, view in zip(names, views) if view is not None]
+        unknown_names = [name for name, view in zip(names, views) if view is None]
+        verdicts = self._verdicts(enforced, [], pod, [view for _, view in known], ctx, failures, memoize)
+        rejected = {name: r.reason for (name, _), (r, _) in zip(known, verdicts) if r is not None}
+        left_out = set(rejected) if unknown == "keep" else {*rejected, *unknown_names}
         return PreemptDecision(
-            in_scope=in_scope, kept=kept, dropped=dropped, unevaluated=unevaluated, failures=failures.summary()
+            in_scope=in_scope,
+            kept={name: victims for name, victims in with_victims.items() if name not in left_out},
+            rejected=rejected,
+            without_victims=without_victims,
+            unknown=unknown_names,
+            unknown_kept=unknown == "keep",
+            failures=failures.summary(),
         )

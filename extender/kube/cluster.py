@@ -10,6 +10,7 @@ from typing import Any
 from extender.kube.binder import KubeBinder
 from extender.kube.client import KubeClient
 from extender.kube.config import ClusterConfig
+from extender.kube.node_lookup import NodeLookup
 from extender.kube.placements import RecentPlacements
 from extender.kube.reflector import Reflector
 from extender.kube.stores import NodeStore, PodStore
@@ -27,6 +28,9 @@ class ClusterOptions:
     bind_timeout: float = 3.0
     resync_period: float = 1800.0
     page_size: int = 500
+    #: preempt's GET of candidate nodes known nowhere else, and its deadline per call
+    node_lookup: bool = False
+    node_lookup_timeout: float = 1.0
 
 
 class ClusterState:
@@ -55,6 +59,9 @@ class ClusterState:
             )
         if options.bind:
             self.binder = KubeBinder(self._client(), timeout=options.bind_timeout, placements=self.placements)
+        self.node_lookup: NodeLookup | None = None
+        if options.node_lookup:
+            self.node_lookup = NodeLookup(self._client(), timeout=options.node_lookup_timeout)
 
     def _client(self) -> KubeClient:
         return KubeClient(self.config, timeout=self.options.api_timeout)
@@ -83,6 +90,8 @@ class ClusterState:
     def stop(self) -> None:
         for reflector in self.reflectors:
             reflector.stop()
+        if self.node_lookup is not None:
+            self.node_lookup.close()
 
     def wait_synced(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

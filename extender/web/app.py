@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from extender.engine import Policy
 from extender.kube.cluster import ClusterOptions, ClusterState
 from extender.kube.config import load_config
+from extender.kube.seen import SeenNodes
 from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
@@ -57,6 +58,8 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
             bind=policy.bind_enabled,
             bind_timeout=settings.bind_timeout,
             resync_period=settings.resync_seconds,
+            node_lookup=settings.preempt_node_lookup,
+            node_lookup_timeout=settings.preempt_lookup_timeout,
         ),
     )
 
@@ -88,8 +91,13 @@ def create_app(
         service = ExtenderService(
             policy,
             nodes=cluster.nodes if cluster else None,
+            seen=SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None,
+            fetcher=cluster.node_lookup if cluster else None,
             binder=cluster.binder if cluster else None,
-            options=ServiceOptions(unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail"),
+            options=ServiceOptions(
+                unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
+                preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
+            ),
         )
     if cluster is not None:
         cluster.start()

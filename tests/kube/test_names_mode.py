@@ -118,13 +118,34 @@ def test_v124_bind_of_a_pod_the_server_does_not_have_reports_it(app: tuple[Flask
     assert "was replaced" in reply["Error"]
 
 
-def test_preempt_drops_candidates_the_predicates_reject(app: tuple[FlaskClient, ClusterState]) -> None:
-    client, _ = app
+def names_mode_preempt(client: FlaskClient, candidates: list[str]) -> list[str]:
     pod = json.loads(fixture("kube-scheduler-v1.30", "node-cache", "00001-filter-gpu-1"))["Pod"]
-    meta = {n: {"Pods": [{"UID": f"victim-{n}"}], "NumPDBViolations": 0} for n in ["node-00001", "node-00003", "node-00099"]}
+    meta = {n: {"Pods": [{"UID": f"victim-{n}"}], "NumPDBViolations": 0} for n in candidates}
     reply = json.loads(client.post("/scheduler/preempt", data=json.dumps({"Pod": pod, "NodeNameToMetaVictims": meta})).data)
-    # node-00001 is outside the gpu pool; node-00099 is unknown, so cannot be judged and is kept
-    assert sorted(reply["NodeNameToMetaVictims"]) == ["node-00003", "node-00099"]
+    return sorted(reply["NodeNameToMetaVictims"])
+
+
+def test_preempt_drops_candidates_the_predicates_reject_and_those_the_cache_misses(
+    app: tuple[FlaskClient, ClusterState], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = app
+    # node-00001 is outside the gpu pool; node-00099 is not in the node cache, so it cannot
+    # be checked and, by default (--preempt-unknown-nodes drop), is not offered for preemption
+    with caplog.at_level("INFO", logger="extender.decisions"):
+        assert names_mode_preempt(client, ["node-00001", "node-00003", "node-00099"]) == ["node-00003"]
+    assert "candidates=3 kept=1 dropped=2 rejected=1 no_victims=0 unknown=1 (dropped)" in caplog.text
+    assert "node-00099; they are not in the node cache" in caplog.text
+
+
+def test_preempt_can_keep_candidates_the_cache_misses(apiserver: FakeApiServer) -> None:
+    cluster = cluster_for(apiserver)
+    settings = Settings(node_cache=True, preempt_unknown_nodes="keep")
+    client = create_app(settings, policy=load_policy_text(POLICY), cluster=cluster).test_client()
+    try:
+        assert cluster.wait_synced(5)
+        assert names_mode_preempt(client, ["node-00001", "node-00003", "node-00099"]) == ["node-00003", "node-00099"]
+    finally:
+        cluster.stop()
 
 
 def test_not_ready_until_the_first_list(apiserver: FakeApiServer) -> None:
