@@ -9,7 +9,10 @@ mode sends victim pods, names mode victim UIDs). The views come, in this order, 
 3. the API server, ``GET /api/v1/nodes/{name}`` (``--preempt-node-lookup``), within a
    deadline; what it returns joins the seen nodes.
 
-A candidate none of them has is unknown: the engine keeps or drops it as configured.
+A candidate none of them has is unknown: the engine keeps or drops it as configured. With
+the lookup, a seen view older than ``REFRESH_AFTER`` is fetched again (the node may have been
+labelled for maintenance since it filled up and left the filter requests); the old view is
+used only if that fails.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import Protocol
 from extender.engine import Policy, UnknownCandidates
 from extender.kube.seen import SeenNodes
 from extender.view import NodeView
+
+#: seconds after which a view seen in a request is fetched again when the lookup is on
+REFRESH_AFTER = 60.0
 
 
 class NodeCache(Protocol):
@@ -53,17 +59,25 @@ class CandidateNodes:
     def resolve(self, names: Sequence[str]) -> tuple[list[NodeView | None], int]:
         """Each named node's view (None: unknown), and how many came from the API server."""
         found: list[NodeView | None] = self.cache.get_many(names) if self.cache is not None else [None] * len(names)
+        cached = [view is not None for view in found]
         if self.seen is not None and None in found:
             seen = self.seen
             found = [view if view is not None else seen.get(name) for name, view in zip(names, found)]
-        if self.fetcher is None or None not in found:
+        if self.fetcher is None:
             return found, 0
-        got = self.fetcher.fetch([name for name, view in zip(names, found) if view is None])
+        stale = self.seen.age if self.seen is not None else (lambda name: float("inf"))
+        wanted = [
+            name for name, view, in_cache in zip(names, found, cached)
+            if view is None or (not in_cache and stale(name) > REFRESH_AFTER)
+        ]
+        if not wanted:
+            return found, 0
+        got = self.fetcher.fetch(wanted)
         if not got:
             return found, 0
         if self.seen is not None:
             self.seen.record(got.values())
-        return [view if view is not None else got.get(name) for name, view in zip(names, found)], len(got)
+        return [got.get(name, view) for name, view in zip(names, found)], len(got)
 
     def unknown_hint(self) -> str:
         """Why a candidate was unknown, and what would help, for the preempt log line."""

@@ -9,8 +9,9 @@ each, bounded, so preempt can check a candidate against the policy instead of gu
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from extender.view import NodeView
 
@@ -42,21 +43,25 @@ class SeenNodes:
     Readers (``get``) take no lock: single OrderedDict operations are atomic under the GIL.
     """
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, *, clock: Callable[[], float] = time.monotonic) -> None:
         if capacity < 0:
             raise ValueError(f"capacity {capacity}: must be >= 0")
         self.capacity = capacity
         self._nodes: OrderedDict[str, NodeView] = OrderedDict()
+        #: when each held node was last seen (at its held version or an older one)
+        self._seen_at: dict[str, float] = {}
+        self._clock = clock
         self._lock = threading.Lock()
 
     def record(self, views: Iterable[NodeView]) -> None:
         """Remember these views: each node counts as just seen; a newer version replaces the held one."""
         if self.capacity == 0:
             return
-        nodes = self._nodes
+        nodes, seen_at, now = self._nodes, self._seen_at, self._clock()
         with self._lock:
             for view in views:
                 name = view.name
+                seen_at[name] = now
                 held = nodes.get(name)
                 if held is None:
                     nodes[name] = view
@@ -67,11 +72,18 @@ class SeenNodes:
                 # still exists, so it is not what the bound should evict.
                 nodes.move_to_end(name)
             while len(nodes) > self.capacity:
-                nodes.popitem(last=False)
+                name, _ = nodes.popitem(last=False)
+                seen_at.pop(name, None)
 
     def get(self, name: str) -> NodeView | None:
         """The newest view seen of node ``name``, or None; does not count as seeing it."""
         return self._nodes.get(name)
+
+    def age(self, name: str) -> float:
+        """Seconds since node ``name`` was last seen (infinite if it is not held). A full node
+        drops out of filter requests, so its view can be old: changes since are not in it."""
+        seen = self._seen_at.get(name)
+        return self._clock() - seen if seen is not None else float("inf")
 
     def get_many(self, names: Sequence[str]) -> list[NodeView | None]:
         """``get`` for each name."""

@@ -3,6 +3,8 @@ resourceVersion wins, least recently seen is evicted first."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from extender.codec import kube_scheduler as wire
@@ -75,3 +77,46 @@ def test_recorded_request_nodes_are_kept_with_their_resource_versions() -> None:
     assert sorted(seen.names()) == [f"node-0000{i}" for i in range(8)]
     assert seen.get("node-00000").resource_version == "207"  # type: ignore[union-attr]
     assert seen.get_many(["node-00007", "node-00099"])[1] is None
+
+
+class Fetcher:
+    """The API lookup, answering from a dict and recording what it was asked for."""
+
+    def __init__(self, nodes: dict[str, NodeView]) -> None:
+        self.nodes = nodes
+        self.asked: list[list[str]] = []
+
+    def fetch(self, names: Sequence[str]) -> dict[str, NodeView]:
+        self.asked.append(list(names))
+        return {n: self.nodes[n] for n in names if n in self.nodes}
+
+
+def test_with_the_lookup_a_view_seen_long_ago_is_fetched_again() -> None:
+    from extender.kube.candidates import REFRESH_AFTER, CandidateNodes
+
+    now = [1000.0]
+    seen = SeenNodes(10, clock=lambda: now[0])
+    seen.record([node("full", "10"), node("busy", "10")])
+    labelled = node("full", "15", maintenance="true")  # labelled after it filled up and left the requests
+    fetcher = Fetcher({"full": labelled})
+    candidates = CandidateNodes(seen=seen, fetcher=fetcher)
+    assert candidates.resolve(["full", "busy"]) == ([seen.get("full"), seen.get("busy")], 0)
+    assert fetcher.asked == [], "fresh views are trusted"
+    now[0] += REFRESH_AFTER / 2
+    seen.record([node("busy", "11")])  # still in filter requests: stays fresh
+    now[0] += REFRESH_AFTER
+    views, fetched = candidates.resolve(["full", "busy"])
+    assert fetcher.asked == [["full"]] and fetched == 1
+    assert views[0] is labelled and seen.get("full") is labelled and views[1] is seen.get("busy")
+
+
+def test_a_stale_view_is_still_used_when_it_cannot_be_fetched_again() -> None:
+    from extender.kube.candidates import REFRESH_AFTER, CandidateNodes
+
+    now = [0.0]
+    seen = SeenNodes(10, clock=lambda: now[0])
+    old = node("n", "10")
+    seen.record([old])
+    now[0] += 2 * REFRESH_AFTER
+    views, fetched = CandidateNodes(seen=seen, fetcher=Fetcher({})).resolve(["n"])
+    assert (views, fetched) == ([old], 0)
