@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     tls.add_argument(
         "--tls-client-ca", metavar="FILE", help="require client certificates signed by this CA (mTLS)"
     )
+    tls.add_argument(
+        "--probe-port", type=int, help="plain-HTTP port for GET /healthz and /readyz only (kubelet probes under mTLS)"
+    )
     api = serve.add_argument_group("Kubernetes API (node/pod caches, bind)")
     api.add_argument(
         "--node-cache",

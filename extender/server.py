@@ -25,7 +25,8 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
     def gunicorn_settings(self) -> dict[str, Any]:
         values = dict(gunicorn_conf.SETTINGS)
         values.update(
-            bind=[f"{self.settings.host}:{self.settings.port}"],
+            bind=[f"{self.settings.host}:{self.settings.port}"]
+            + ([f"{self.settings.host}:{self.settings.probe_port}"] if self.settings.probe_port else []),
             workers=self.settings.workers,
             threads=self.settings.threads,
             worker_connections=self.settings.max_connections,

@@ -72,6 +72,9 @@ class Settings:
     tls_key: str | None = None
     #: mTLS: CA that client certificates must chain to (kube-scheduler's tlsConfig.certFile)
     tls_client_ca: str | None = None
+    #: a plain-HTTP port serving only GET /healthz and /readyz (kubelet probes present no
+    #: client certificate, so with mTLS they cannot use the main port); 0: none
+    probe_port: int = 0
     #: preempt: a candidate the extender has no Node object of is "drop"ped or "keep"t
     preempt_unknown_nodes: str = "drop"
     #: preempt without --node-cache: nodes seen in full-node requests each worker remembers (LRU)
@@ -118,6 +121,8 @@ class Settings:
         problems = []
         if not 0 < self.port < 65536:
             problems.append(f"port {self.port}: must be 1..65535")
+        if self.probe_port and (not 0 < self.probe_port < 65536 or self.probe_port == self.port):
+            problems.append(f"probe port {self.probe_port}: must be 1..65535 and not the serving port")
         if self.workers < 1:
             problems.append(f"workers {self.workers}: must be at least 1")
         if self.threads < 1:

@@ -24,16 +24,15 @@ import selectors
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from gunicorn import http
-from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
 
+from extender.serving.connection import Conn, Limits
 from extender.serving.framing import FramingError
-from extender.serving.inbox import RECV_SIZE, Inbox, Progress, Request
+from extender.serving.inbox import RECV_SIZE, Progress
 from extender.serving.notices import Notices
 from extender.serving.received import ReceivedRequest
 from extender.serving.replies import json_reply, parse_error_status
@@ -51,44 +50,8 @@ SWEEP_INTERVAL = 0.1
 #: connections accepted per turn of the event loop at most
 ACCEPT_BATCH = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one worker allows its clients (see the module docstring)."""
-
-    read_timeout: float
-    write_timeout: float
-    max_body_bytes: int
-    max_held_bytes: int
-    head_limit: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings, head_limit: int) -> Limits:
-        return cls(
-            read_timeout=settings.read_timeout,
-            write_timeout=settings.write_timeout,
-            max_body_bytes=settings.max_body_bytes,
-            max_held_bytes=settings.held_bytes_limit,
-            head_limit=head_limit,
-        )
-
-
-class Conn(TConn):  # type: ignore[misc]
-    """A client connection: gthread's, plus what this worker receives on it."""
-
-    def __init__(
-        self, cfg: Any, sock: Any, client: Any, server: Any, limits: Limits, hold: Callable[[Conn, int], None],
-        scratch: bytearray,
-    ) -> None:
-        super().__init__(cfg, sock, client, server)
-        self.inbox = Inbox(
-            head_limit=limits.head_limit, body_limit=limits.max_body_bytes, on_bytes=partial(hold, self), scratch=scratch
-        )
-        self.handshaking = False
-        self.request: Request | None = None
-        #: bytes received on this connection that still count against the worker's budget
-        self.held = 0
+#: what the probe port answers (kubelet's liveness and readiness probes)
+PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
 
 
 def _peer(conn: Conn) -> str:
@@ -146,7 +109,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                 return
             self.nr_conns += 1
             conn = Conn(self.cfg, sock, client, listener.getsockname(), self.limits, self._hold, self._scratch)
-            if self.tls is not None:
+            if self.tls is not None and not conn.probes_only:
                 try:
                     conn.sock = self.tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 except (OSError, ssl.SSLError):
@@ -282,6 +245,9 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             conn.parser = parser
             req = next(parser)
             req._expected_100_continue = False  # the event loop has answered it
+            if conn.probes_only and (req.method, req.path) not in PROBES:
+                conn.sock.sendall(json_reply(404, "the probe port serves only GET /healthz and GET /readyz"))
+                return False
             keep_alive = bool(self.handle_request(req, conn))
             return keep_alive and bool(parser.finish_body())
         except StopIteration:

@@ -17,6 +17,7 @@ import requests
 from tests.conftest import eventually, fixture, request_line, scheduler_fixtures
 from tests.pki import CertificateAuthority, Leaf
 from tests.serving.conftest import Server, read_response, running_server
+from tests.test_server import free_port
 
 FILTER = fixture("kube-scheduler-v1.30", "full-nodes", "00001-filter-web-1")
 LONG_AGO = {"not_before": datetime(2020, 1, 1, tzinfo=timezone.utc), "not_after": datetime(2021, 1, 1, tzinfo=timezone.utc)}
@@ -177,6 +178,19 @@ def test_rotated_certificates_are_served_to_new_connections_without_dropping_req
     raw_tls.close()
     assert session.post(f"{mtls.url}/scheduler/filter", data=FILTER, timeout=10, verify=str(pki.ca.cert)).status_code == 200
     assert "TLS certificate reloaded" in mtls.log_text()
+
+
+def test_the_probe_port_answers_kubelet_s_probes_in_plain_http_and_nothing_else(pki: Pki, tmp_path: Path) -> None:
+    # kubelet's HTTPS probes present no client certificate: under mTLS they need their own port.
+    probe = free_port()
+    args = ("--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key), "--tls-client-ca", str(pki.ca.cert),
+            "--probe-port", str(probe))
+    with running_server(tmp_path, *args, ready=lambda s: requests.get(f"http://127.0.0.1:{probe}/readyz", timeout=2).ok):
+        assert requests.get(f"http://127.0.0.1:{probe}/healthz", timeout=5).json() == {"status": "ok"}
+        for method, path in (("POST", "/scheduler/filter"), ("GET", "/version"), ("GET", "/openapi.json")):
+            response = requests.request(method, f"http://127.0.0.1:{probe}{path}", data=FILTER, timeout=5)
+            assert response.status_code == 404
+            assert response.json() == {"error": "the probe port serves only GET /healthz and GET /readyz"}
 
 
 def test_tls_without_client_certificates(pki: Pki, tmp_path: Path) -> None:

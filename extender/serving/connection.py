@@ -1,0 +1,56 @@
+"""A client connection of the serving worker, and the limits it is held to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import TConn
+
+from extender.serving.inbox import Inbox, Request
+from extender.settings import Settings
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one worker allows its clients (see the module docstring)."""
+
+    read_timeout: float
+    write_timeout: float
+    max_body_bytes: int
+    max_held_bytes: int
+    head_limit: int
+    #: the plain-HTTP listener for kubelet probes (0: none)
+    probe_port: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, head_limit: int) -> Limits:
+        return cls(
+            read_timeout=settings.read_timeout,
+            write_timeout=settings.write_timeout,
+            max_body_bytes=settings.max_body_bytes,
+            max_held_bytes=settings.held_bytes_limit,
+            head_limit=head_limit,
+            probe_port=settings.probe_port,
+        )
+
+
+class Conn(TConn):  # type: ignore[misc]
+    """A client connection: gthread's, plus what this worker receives on it."""
+
+    def __init__(
+        self, cfg: Any, sock: Any, client: Any, server: Any, limits: Limits, hold: Callable[[Conn, int], None],
+        scratch: bytearray,
+    ) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.inbox = Inbox(
+            head_limit=limits.head_limit, body_limit=limits.max_body_bytes, on_bytes=partial(hold, self), scratch=scratch
+        )
+        self.handshaking = False
+        #: accepted on the probe port: plain HTTP, probes only
+        self.probes_only = bool(limits.probe_port) and server[1] == limits.probe_port
+        self.request: Request | None = None
+        #: bytes received on this connection that still count against the worker's budget
+        self.held = 0
