@@ -218,8 +218,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.slow_clients", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="filter requests per phase (default 300)")
     parser.add_argument(
-        "--attackers", type=int, nargs="+", default=[100, 2500],
-        help="trickling connections, one run per count (default 100, then 2500: more than a worker's 1000 connections)",
+        "--attackers", type=int, nargs="+", default=[8, 100, 2500],
+        help="trickling connections, one run per count (default 8: all 2 x 4 threads; 100; 2500: more than 2 x 1000 connections)",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each attacked phase (default 10)")
     parser.add_argument("--only", help="run only configurations whose label contains this")
