@@ -15,11 +15,12 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from extender.codec import kube_api
 from extender.kube.config import ClusterConfig
-from extender.kube.errors import RETRYABLE, ApiError, Gone, TransportError, Unauthorized, error_for
+from extender.kube.errors import RETRYABLE, ApiError, ApiTimeout, Gone, TransportError, Unauthorized, error_for
 
 log = logging.getLogger("extender.kube")
 
@@ -42,17 +43,53 @@ class Backoff:
         self.attempt = 0
 
 
-class _ServerNameAdapter(HTTPAdapter):
-    """Verify the server certificate against ``tls-server-name`` instead of the URL's host."""
+class _Adapter(HTTPAdapter):
+    """Optionally verify the server certificate against ``tls-server-name`` instead of the URL's host."""
 
-    def __init__(self, server_name: str) -> None:
+    def __init__(self, server_name: str | None = None) -> None:
         self.server_name = server_name
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["server_hostname"] = self.server_name
-        kwargs["assert_hostname"] = self.server_name
+        if self.server_name:
+            kwargs["server_hostname"] = self.server_name
+            kwargs["assert_hostname"] = self.server_name
         super().init_poolmanager(*args, **kwargs)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception under requests' and urllib3's wrappers."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)  # urllib3's MaxRetryError
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in exc.args if isinstance(a, BaseException)), None)
+        inner = inner or exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def transport_error(what: str, server: str, exc: requests.RequestException, timeout: float) -> TransportError:
+    """A :class:`TransportError` that says in a few words why ``what`` got no answer.
+
+    urllib3's own text runs to 300 characters of reprs ("HTTPConnectionPool(host=...): Max
+    retries exceeded with url: ... (Caused by NewConnectionError(...))"); kube-scheduler
+    shows a bind's error in the pod's events, and operators read it in /readyz.
+    """
+    root = _root_cause(exc)
+    if isinstance(exc, requests.Timeout) or isinstance(root, (TimeoutError, urllib3.exceptions.TimeoutError)):
+        detail = f"no answer from {server} within {timeout:g}s"
+        return ApiTimeout(f"{what}: {detail}", detail=detail)
+    reason = root.strerror if isinstance(root, OSError) and root.strerror else str(root) or type(root).__name__
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = f"TLS: {reason}"
+    elif reason[:1].isupper() and reason[1:2].islower():  # "Connection refused" -> "connection refused"
+        reason = reason[0].lower() + reason[1:]
+    detail = f"cannot reach {server}: {reason}"
+    return TransportError(f"{what}: {detail}", detail=detail)
 
 
 class KubeClient:
@@ -78,8 +115,8 @@ class KubeClient:
         self.session.verify = config.verify()
         if config.client_cert is not None:
             self.session.cert = config.client_cert
-        if config.tls_server_name:
-            self.session.mount("https://", _ServerNameAdapter(config.tls_server_name))
+        self.session.mount("http://", _Adapter())
+        self.session.mount("https://", _Adapter(config.tls_server_name))
 
     def close(self) -> None:
         self.session.close()
@@ -130,7 +167,7 @@ class KubeClient:
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TransportError("deadline exceeded before the call was made")
+                raise ApiTimeout("deadline exceeded before the call was made", detail="no time left for the call")
             timeout = min(timeout, left)
         return timeout
 
@@ -154,7 +191,7 @@ class KubeClient:
                 verify=self.session.verify,
             )
         except requests.RequestException as exc:
-            raise TransportError(f"{method} {path}: {exc}") from exc
+            raise transport_error(f"{method} {path}", self.config.server, exc, timeout) from exc
         if response.status_code < 300:
             return response
         raise self._error(method, path, response)
@@ -170,6 +207,7 @@ class KubeClient:
             f"{method} {path}: {response.status_code} {message}",
             status.reason if status else "",
             float(retry_after) if retry_after and retry_after.isdigit() else None,
+            detail=message,
         )
 
     # -- lists and watches ----------------------------------------------------------------
@@ -213,9 +251,7 @@ class KubeClient:
         }
         # The read timeout is per socket read: idle streams get bookmarks or end at
         # timeoutSeconds, so a silent connection past that is dead.
-        response = self.request(
-            "GET", path, params=query, stream=True, timeout=timeout_seconds + 30, retry=False
-        )
+        response = self.request("GET", path, params=query, stream=True, timeout=timeout_seconds + 30, retry=False)
         if on_open is not None:
             on_open(response)
         try:
@@ -227,10 +263,12 @@ class KubeClient:
                     status = kube_api.decode_status(event.object)
                     code = status.code if status else 0
                     message = status.message if status else "watch ERROR event"
-                    raise error_for(code or 500, f"watch {path}: {message}", status.reason if status else "")
+                    raise error_for(
+                        code or 500, f"watch {path}: {message}", status.reason if status else "", detail=message
+                    )
                 yield event
         except requests.RequestException as exc:
-            raise TransportError(f"watch {path}: {exc}") from exc
+            raise transport_error(f"watch {path}", self.config.server, exc, timeout_seconds + 30) from exc
         finally:
             response.close()
 
