@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--context", dest="kube_context", help="kubeconfig context (default: its current-context)")
     api.add_argument("--bind-timeout", type=float, help="seconds a bind may take, retries included (default 3)")
     api.add_argument("--resync-seconds", type=float, help="seconds between full cache relists (default 1800)")
+    api.add_argument(
+        "--cache-stale-seconds",
+        type=float,
+        help="seconds a synced cache may be without the API server before /readyz fails (default 60)",
+    )
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")

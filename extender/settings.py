@@ -58,6 +58,12 @@ class Settings:
     bind_timeout: float = 3.0
     #: seconds between full relists of the caches (watches resume in between)
     resync_seconds: float = 1800.0
+    #: seconds a synced cache may be without the API server before /readyz says 503. 60: twice
+    #: the reconnect backoff's cap (30 s), so retries after a dropped watch or during an HA API
+    #: server's rolling restart never flap readiness; about kube-controller-manager's
+    #: node-monitor-grace-period (40-50 s), after which the control plane itself stops trusting
+    #: a silent node, so a replica cut off for longer is taken out while healthy ones serve.
+    cache_stale_seconds: float = 60.0
 
     @property
     def normalised_prefix(self) -> str:
@@ -103,6 +109,8 @@ class Settings:
             problems.append(f"bind timeout {self.bind_timeout}: must be in (0, 60] seconds (keep it under httpTimeout)")
         if self.resync_seconds < 10:
             problems.append(f"resync seconds {self.resync_seconds}: must be at least 10")
+        if not self.cache_stale_seconds > 0:
+            problems.append(f"cache stale seconds {self.cache_stale_seconds}: must be greater than 0")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

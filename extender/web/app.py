@@ -44,6 +44,7 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
             bind=policy.bind_enabled,
             bind_timeout=settings.bind_timeout,
             resync_period=settings.resync_seconds,
+            stale_after=settings.cache_stale_seconds,
         ),
     )
 
