@@ -288,3 +288,16 @@ def test_every_pod_meets_the_restricted_standard_its_namespace_enforces(layout: 
                 assert mount.get("readOnly") is True or "emptyDir" in volume, f"{layout}/{name}/{container['name']}"
                 if "emptyDir" in volume:
                     assert volume["emptyDir"].get("sizeLimit"), f"{layout}/{name}: an unbounded emptyDir"
+
+
+def test_the_threat_model_points_at_what_ships() -> None:
+    readme = (DEPLOY.parent / "README.md").read_text()
+    section = readme.split("\n## Security\n", 1)[1].split("\n## ", 1)[0]
+    for component in re.findall(r"deploy/components/([\w-]+)", section) + ["network-policy-api-server"]:
+        assert (COMPONENTS / component / "kustomization.yaml").is_file(), component
+    for flag in ("--tls-cert", "--tls-key", "--tls-client-ca", "--max-body-bytes", "--node-cache", "--pod-cache"):
+        assert flag in section, flag
+    headings = re.findall(r"^#+ (.+)$", (DEPLOY / "README.md").read_text(), re.M)
+    slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}  # GitHub's anchors
+    anchors = re.findall(r"deploy/README\.md#([\w-]+)", section)
+    assert anchors and set(anchors) <= slugs, anchors
