@@ -71,7 +71,11 @@ FEATURES: dict[str, tuple[ClusterOptions, Callable[[FakeApiServer, ClusterState]
 }
 
 
-@pytest.mark.parametrize("feature", sorted(FEATURE_RBAC))
+def test_every_feature_that_is_granted_rbac_is_exercised_here() -> None:
+    assert sorted(FEATURES) == sorted(FEATURE_RBAC), "add an exercise of the new feature's API calls to FEATURES"
+
+
+@pytest.mark.parametrize("feature", sorted(FEATURES))
 def test_each_feature_uses_exactly_the_rbac_its_component_grants(apiserver: FakeApiServer, feature: str) -> None:
     options, exercise = FEATURES[feature]
     cluster = ClusterState(ClusterConfig(server=apiserver.url, token_source=StaticToken("test-token")), options)
