@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     preempt.add_argument(
         "--preempt-lookup-timeout", type=float, help="seconds a preempt call may spend on that lookup (default 1)"
     )
+    api.add_argument(
+        "--cache-stale-seconds",
+        type=float,
+        help="seconds a synced cache may be without the API server before /readyz fails (default 60)",
+    )
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")

@@ -145,6 +145,8 @@ class ExtenderService:
         if self.nodes is not None and not self.nodes.ready:
             # An error makes kube-scheduler retry the pod after a backoff; rejecting every
             # node as unknown would record a misleading FailedScheduling reason instead.
+            # (A cache that synced and then lost the API server keeps answering below, from
+            # its last state; readiness takes the replica out of the Service meanwhile.)
             log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
             return wire.encode_filter_reply(error=NOT_SYNCED_ERROR)
         views, positions, unknown = self._resolve_names(names)

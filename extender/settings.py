@@ -84,6 +84,13 @@ class Settings:
     #: seconds one preempt call may spend on that lookup, all candidates together
     preempt_lookup_timeout: float = 1.0
 
+    #: seconds a synced cache may be without the API server before /readyz says 503. 60: twice
+    #: the reconnect backoff's cap (30 s), so retries after a dropped watch or during an HA API
+    #: server's rolling restart never flap readiness; about kube-controller-manager's
+    #: node-monitor-grace-period (40-50 s), after which the control plane itself stops trusting
+    #: a silent node, so a replica cut off for longer is taken out while healthy ones serve.
+    cache_stale_seconds: float = 60.0
+
     @property
     def held_bytes_limit(self) -> int:
         """``max_held_bytes``, or twice the body limit when it is 0 (the default)."""
@@ -159,6 +166,8 @@ class Settings:
                 f"preempt lookup timeout {self.preempt_lookup_timeout}: must be in (0, 4] seconds "
                 "(kube-scheduler's httpTimeout is 5 s by default)"
             )
+        if not self.cache_stale_seconds > 0:
+            problems.append(f"cache stale seconds {self.cache_stale_seconds}: must be greater than 0")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

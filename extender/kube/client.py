@@ -3,23 +3,28 @@
 Every call has a timeout. Idempotent calls (and the binder's POST, which the API server
 makes idempotent through its UID precondition) retry transport errors, 429 and 5xx with
 exponential backoff and jitter, honouring Retry-After, within an optional deadline. A 401
-makes the token source re-read its token once (service-account tokens rotate).
+makes the token source re-read its token once (service-account tokens rotate). Connections
+use TCP keepalive, so a watch on a peer that went silent (a partition that drops packets)
+fails within about a minute instead of at its read timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
 
 from extender.codec import kube_api
 from extender.kube.config import ClusterConfig
-from extender.kube.errors import RETRYABLE, ApiError, Gone, TransportError, Unauthorized, error_for
+from extender.kube.errors import RETRYABLE, ApiError, ApiTimeout, Gone, TransportError, Unauthorized, error_for
 
 log = logging.getLogger("extender.kube")
 
@@ -42,17 +47,76 @@ class Backoff:
         self.attempt = 0
 
 
-class _ServerNameAdapter(HTTPAdapter):
-    """Verify the server certificate against ``tls-server-name`` instead of the URL's host."""
+#: Probe a connection after 30 s of silence, every 10 s, and give up after 3 unanswered
+#: probes: a dead peer is found in about a minute (client-go gets the same from HTTP/2 pings).
+#: Without it, a watch whose packets vanish blocks until its read timeout, up to ten minutes,
+#: while the cache looks connected.
+KEEPALIVE_OPTIONS = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
+    (socket.IPPROTO_TCP, getattr(socket, name), value)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)  # Linux names; other systems keep their defaults
+]
 
-    def __init__(self, server_name: str) -> None:
+
+class _Adapter(HTTPAdapter):
+    """TCP keepalive on every connection; optionally verify the server certificate against
+    ``tls-server-name`` instead of the URL's host."""
+
+    def __init__(self, server_name: str | None = None) -> None:
         self.server_name = server_name
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["server_hostname"] = self.server_name
-        kwargs["assert_hostname"] = self.server_name
+        kwargs["socket_options"] = [*HTTPConnection.default_socket_options, *KEEPALIVE_OPTIONS]
+        if self.server_name:
+            kwargs["server_hostname"] = self.server_name
+            kwargs["assert_hostname"] = self.server_name
         super().init_poolmanager(*args, **kwargs)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception under requests' and urllib3's wrappers (explicit causes only:
+    what was being handled when urllib3 raised is not why it raised)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)  # urllib3's MaxRetryError
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in exc.args if isinstance(a, BaseException)), None)
+        inner = inner or exc.__cause__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def _transport_error(
+    what: str, server: str, exc: requests.RequestException, timeout: float, *, streaming: bool = False
+) -> TransportError:
+    """A :class:`TransportError` that says in a few words why ``what`` got no (whole) answer.
+
+    urllib3's own text runs to 300 characters of reprs ("HTTPConnectionPool(host=...): Max
+    retries exceeded with url: ... (Caused by NewConnectionError(...))"); kube-scheduler
+    shows a bind's error in the pod's events, and operators read it in /readyz.
+    ``streaming``: the response had started (a watch), so the connection broke rather than
+    failed to open.
+    """
+    root = _root_cause(exc)
+    if isinstance(exc, requests.Timeout) or isinstance(root, (TimeoutError, urllib3.exceptions.TimeoutError)):
+        detail = f"no {'data' if streaming else 'answer'} from {server} within {timeout:g}s"
+        return ApiTimeout(f"{what}: {detail}", detail=detail)
+    if isinstance(root, OSError) and root.strerror:
+        reason = root.strerror
+        if reason[:1].isupper() and reason[1:2].islower():  # "Connection refused" -> "connection refused"
+            reason = reason[0].lower() + reason[1:]
+    elif streaming:
+        reason = "the server closed the connection mid-stream"
+    else:
+        reason = str(root) or type(root).__name__
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = f"TLS: {reason}"
+    detail = f"{'connection to ' + server + ' lost' if streaming else 'cannot reach ' + server}: {reason}"
+    return TransportError(f"{what}: {detail}", detail=detail)
 
 
 class KubeClient:
@@ -78,8 +142,8 @@ class KubeClient:
         self.session.verify = config.verify()
         if config.client_cert is not None:
             self.session.cert = config.client_cert
-        if config.tls_server_name:
-            self.session.mount("https://", _ServerNameAdapter(config.tls_server_name))
+        self.session.mount("http://", _Adapter())
+        self.session.mount("https://", _Adapter(config.tls_server_name))
 
     def close(self) -> None:
         self.session.close()
@@ -130,7 +194,7 @@ class KubeClient:
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TransportError("deadline exceeded before the call was made")
+                raise ApiTimeout("deadline exceeded before the call was made", detail="no time left for the call")
             timeout = min(timeout, left)
         return timeout
 
@@ -154,7 +218,7 @@ class KubeClient:
                 verify=self.session.verify,
             )
         except requests.RequestException as exc:
-            raise TransportError(f"{method} {path}: {exc}") from exc
+            raise _transport_error(f"{method} {path}", self.config.server, exc, timeout) from exc
         if response.status_code < 300:
             return response
         raise self._error(method, path, response)
@@ -170,6 +234,7 @@ class KubeClient:
             f"{method} {path}: {response.status_code} {message}",
             status.reason if status else "",
             float(retry_after) if retry_after and retry_after.isdigit() else None,
+            detail=message,
         )
 
     # -- lists and watches ----------------------------------------------------------------
@@ -213,9 +278,7 @@ class KubeClient:
         }
         # The read timeout is per socket read: idle streams get bookmarks or end at
         # timeoutSeconds, so a silent connection past that is dead.
-        response = self.request(
-            "GET", path, params=query, stream=True, timeout=timeout_seconds + 30, retry=False
-        )
+        response = self.request("GET", path, params=query, stream=True, timeout=timeout_seconds + 30, retry=False)
         if on_open is not None:
             on_open(response)
         try:
@@ -227,10 +290,12 @@ class KubeClient:
                     status = kube_api.decode_status(event.object)
                     code = status.code if status else 0
                     message = status.message if status else "watch ERROR event"
-                    raise error_for(code or 500, f"watch {path}: {message}", status.reason if status else "")
+                    raise error_for(
+                        code or 500, f"watch {path}: {message}", status.reason if status else "", detail=message
+                    )
                 yield event
         except requests.RequestException as exc:
-            raise TransportError(f"watch {path}: {exc}") from exc
+            raise _transport_error(f"watch {path}", self.config.server, exc, timeout_seconds + 30, streaming=True) from exc
         finally:
             response.close()
 

@@ -31,6 +31,9 @@ class ClusterOptions:
     #: preempt's GET of candidate nodes known nowhere else, and its deadline per call
     node_lookup: bool = False
     node_lookup_timeout: float = 1.0
+    #: seconds a synced cache may be without the API server before the replica reports not
+    #: ready (settings.Settings.cache_stale_seconds says why 60)
+    stale_after: float = 60.0
 
 
 class ClusterState:
@@ -98,20 +101,49 @@ class ClusterState:
         return all(r.synced.wait(max(0.0, deadline - time.monotonic())) for r in self.reflectors)
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once every cache has completed its first list."""
-        waiting = [r.name for r in self.reflectors if not r.synced.is_set()]
-        if waiting:
-            return False, f"waiting for the first list of: {', '.join(waiting)}"
+        """Ready while every cache has completed its first list and none has been without the
+        API server for ``stale_after`` seconds or more.
+
+        A cache within the bound still answers (a watch renewal, a reconnect, an API server
+        restarting behind a load balancer): the detail says it is disconnected. Past the
+        bound the replica is blind to node changes, and traffic should go to replicas that
+        are not; if every replica is cut off, none is ready, and the requests that still
+        reach one are answered from its last state (better than failing every pod).
+        """
+        unsynced = [r for r in self.reflectors if not r.synced.is_set()]
+        if unsynced:
+            detail = f"waiting for the first list of: {', '.join(r.name for r in unsynced)}"
+            errors = [f"{r.name}: {r.status.last_error}" for r in unsynced if r.status.last_error]
+            return False, detail + (f" (last error: {'; '.join(errors)})" if errors else "")
+        stale: list[str] = []
+        reconnecting: list[str] = []
+        for r in self.reflectors:
+            seconds = r.disconnected_for()
+            if seconds is None:
+                continue
+            error = f" (last error: {r.status.last_error})" if r.status.last_error else ""
+            (stale if seconds >= self.options.stale_after else reconnecting).append(
+                f"{r.name} without the API server for {seconds:.1f}s{error}"
+            )
+        if stale:
+            limit = f"{self.options.stale_after:g}s (--cache-stale-seconds)"
+            return False, f"cache stale: {'; '.join(stale)}; the limit is {limit}"
+        if reconnecting:
+            return True, f"caches synced, answering from the cache while reconnecting: {'; '.join(reconnecting)}"
         return True, "caches synced" if self.reflectors else "no caches"
 
     def health(self) -> dict[str, Any]:
-        """Per-cache state for /healthz: synced, size, resourceVersion, seconds since the last update."""
+        """Per-cache state for /healthz: synced, connected, size, resourceVersion, seconds since
+        the last update and without the API server."""
         now = time.monotonic()
         report: dict[str, Any] = {}
         for r in self.reflectors:
             status = r.status
+            disconnected = r.disconnected_for()
             report[r.name] = {
                 "synced": status.synced,
+                "connected": disconnected is None,
+                "disconnectedSeconds": round(disconnected, 3) if disconnected is not None else None,
                 "items": status.items,
                 "resourceVersion": status.resource_version,
                 "ageSeconds": round(now - status.last_update, 3) if status.last_update is not None else None,

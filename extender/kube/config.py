@@ -480,6 +480,13 @@ def _cluster_config(cluster: _Entry) -> ClusterConfig:
 
 def _server_url(server: str, where: str) -> str:
     url = server if "://" in server else f"https://{server}"  # kubectl's default scheme
+    if "@" in urlsplit(url).netloc:
+        # The server URL is logged and shown in errors; requests would also turn the userinfo
+        # into basic auth. Neither the message nor the log may repeat it.
+        raise ConfigError(
+            f"{where}: the server URL carries credentials (user:password@host); remove them and use a token, "
+            "a client certificate or an exec plugin"
+        )
     try:
         parts = urlsplit(url)
         valid = parts.scheme in ("https", "http") and bool(parts.hostname) and (parts.port or 0) >= 0

@@ -8,17 +8,35 @@ class ApiError(Exception):
 
     status: int = 0
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         if status is not None:
             self.status = status
+        #: the whole story: method, path, status and the server's message
         self.message = message
         self.reason = reason
         self.retry_after = retry_after
+        #: what went wrong without the method and path: the server's own message, or why the
+        #: connection failed ("connection refused"); short enough for a reply to kube-scheduler
+        self.detail = message if detail is None else detail
 
 
 class TransportError(ApiError):
     """No answer: connection refused or reset, TLS failure, or a timeout."""
+
+
+class ApiTimeout(TransportError):
+    """No answer in time: a connect or read timeout, or the caller's deadline passed.
+
+    The request may still have reached the server (a bind may have happened)."""
 
 
 class Unauthorized(ApiError):
@@ -71,10 +89,12 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-def error_for(status: int, message: str, reason: str = "", retry_after: float | None = None) -> ApiError:
+def error_for(
+    status: int, message: str, reason: str = "", retry_after: float | None = None, detail: str | None = None
+) -> ApiError:
     """The ApiError subclass for an HTTP status."""
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
-    return cls(message, status=status, reason=reason, retry_after=retry_after)
+    return cls(message, status=status, reason=reason, retry_after=retry_after, detail=detail)
 
 
 #: worth retrying (with backoff) for an idempotent call

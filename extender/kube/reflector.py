@@ -6,6 +6,11 @@ server's timeoutSeconds) it resumes from the last resourceVersion seen; a 410 (e
 resourceVersion or continue token) relists; errors and dropped connections reconnect with
 backoff; a periodic relist heals anything missed. A relist replaces the whole store, so
 objects deleted while disconnected disappear.
+
+The status says since when the reflector has been without the API server: from the moment
+a watch stream or a list ends (cleanly or not) or a call fails, until a list page arrives or
+the next watch stream opens. A routine watch renewal is a gap of milliseconds; an outage grows it,
+and readiness (:meth:`extender.kube.cluster.ClusterState.readiness`) reads it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from msgspec import Raw
 import requests
 
 from extender.kube.client import Backoff, KubeClient, Params, interrupt
-from extender.kube.errors import ApiError, Gone
+from extender.kube.errors import ApiError, Forbidden, Gone, Unauthorized
 
 log = logging.getLogger("extender.kube")
 
@@ -57,7 +62,11 @@ class ReflectorStatus:
     events: int = 0
     #: time.monotonic() of the last successful list or event/bookmark (None: never)
     last_update: float | None = None
+    #: the error that ended the last connection, until the next one succeeds
     last_error: str = ""
+    #: time.monotonic() since which no watch stream has been open and no list page arrived
+    #: (None: connected). A reflector starts disconnected.
+    disconnected_since: float | None = None
 
 
 class Reflector(Generic[T]):
@@ -91,7 +100,7 @@ class Reflector(Generic[T]):
         self.resync_period = resync_period
         self.backoff = backoff or Backoff(base=0.5, cap=30.0)
         self.clock = clock
-        self.status = ReflectorStatus()
+        self.status = ReflectorStatus(disconnected_since=clock())
         self.synced = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -118,6 +127,40 @@ class Reflector(Generic[T]):
     def stopped(self) -> bool:
         return self._stop.is_set()
 
+    def disconnected_for(self) -> float | None:
+        """Seconds without a working connection to the API server (None: connected now)."""
+        since = self.status.disconnected_since
+        return None if since is None else max(0.0, self.clock() - since)
+
+    def _contact(self) -> None:
+        """The API server answered: a list page, an open watch stream, an event."""
+        if self.status.disconnected_since is None:
+            return
+        if self.status.last_error and self.synced.is_set():
+            log.info("%s: connected to the API server again after %.1fs", self.name, self.disconnected_for() or 0.0)
+        self.status.disconnected_since = None
+        self.status.last_error = ""
+
+    def _lost(self) -> None:
+        """The current connection ended (a watch renewal, an error, a relist): start the clock."""
+        if self.status.disconnected_since is None:
+            self.status.disconnected_since = self.clock()
+
+    def _explain(self, exc: Exception) -> str:
+        """What an error means for this cache, in words an operator can act on."""
+        resource = self.path.rsplit("/", 1)[-1]
+        if isinstance(exc, Unauthorized):
+            return (
+                f"the API server rejected the extender's credentials ({exc.message}): the token or client "
+                f"certificate is invalid, expired or revoked; the {resource} cache keeps its last state"
+            )
+        if isinstance(exc, Forbidden):
+            return (
+                f"forbidden by RBAC ({exc.message}): the extender's identity needs list and watch on {resource}; "
+                f"the {resource} cache keeps its last state"
+            )
+        return str(exc)
+
     def run(self) -> None:
         """List and watch until stopped."""
         need_list = True
@@ -136,10 +179,12 @@ class Reflector(Generic[T]):
                 log.info("%s: %s; relisting", self.name, exc)
                 need_list = True
             except Exception as exc:  # API errors, dropped streams, malformed events: reconnect
+                self._lost()
                 self.status.last_error = str(exc)
                 delay = self.backoff.next()
-                level = logging.ERROR if isinstance(exc, ApiError) and exc.status in (401, 403) else logging.WARNING
-                log.log(level, "%s: %s; retrying in %.1fs", self.name, exc, delay)
+                # 401/403 do not heal by retrying: someone has to fix the credentials or RBAC.
+                level = logging.ERROR if isinstance(exc, (Unauthorized, Forbidden)) else logging.WARNING
+                log.log(level, "%s: %s; retrying in %.1fs", self.name, self._explain(exc), delay)
                 if not isinstance(exc, ApiError):
                     need_list = True  # we may have lost an event mid-stream: resync
                 self._stop.wait(delay)
@@ -151,6 +196,7 @@ class Reflector(Generic[T]):
         items: dict[str, T] = {}
         resource_version = ""
         for page in self.client.list_pages(self.path, params=self.params, limit=self.page_size):
+            self._contact()
             resource_version = page.resource_version
             for raw in page.items:
                 key, item = self.decode(raw)
@@ -162,12 +208,14 @@ class Reflector(Generic[T]):
         self.status.items = self._count
         self.status.lists += 1
         self.status.last_update = self.clock()
-        self.status.last_error = ""
         self._next_relist = self.clock() + self.resync_period
         if not self.synced.is_set():
             log.info("%s: synced %d item(s) at resourceVersion %s", self.name, self._count, resource_version)
         self.status.synced = True
         self.synced.set()
+        # Connected again only once the watch stream opens: a watch request that hangs after
+        # a good list must count, or a stuck reflector would look connected for minutes.
+        self._lost()
         self.on_list()
 
     def watch(self) -> None:
@@ -182,6 +230,7 @@ class Reflector(Generic[T]):
         )
         try:
             for event in events:
+                self._contact()
                 if event.type != "BOOKMARK":
                     self._apply(event.type, event.object)
                 if event.resource_version:
@@ -192,10 +241,12 @@ class Reflector(Generic[T]):
                     return
         finally:
             self._stream = None
+            self._lost()
             events.close()
 
     def _opened(self, response: requests.Response) -> None:
         self._stream = response
+        self._contact()
         if self._stop.is_set():  # stop() ran between the request and now
             interrupt(response)
 

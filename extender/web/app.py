@@ -60,6 +60,7 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
             resync_period=settings.resync_seconds,
             node_lookup=settings.preempt_node_lookup,
             node_lookup_timeout=settings.preempt_lookup_timeout,
+            stale_after=settings.cache_stale_seconds,
         ),
     )
 

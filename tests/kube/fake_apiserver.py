@@ -8,6 +8,7 @@ recordings are silent (storage semantics: :mod:`tests.kube.fake_store`)::
         server.modify_node("node-00001", lambda n: n["metadata"]["labels"].update(x="y"))
         server.fail_next("GET", "/api/v1/nodes", 503, retry_after=1)
         server.requests[-1].headers["Authorization"]
+        server.stop(); server.start()               # an outage: connections refused, same port after
 
 Endpoints: ``GET /api/v1/nodes`` (list, watch), ``/api/v1/nodes/<name>``, ``/api/v1/pods``
 and ``/api/v1/namespaces/<ns>/pods`` (list, watch), ``.../pods/<name>``,
@@ -88,6 +89,8 @@ _FAILURES: dict[int, tuple[str, str]] = {
     405: ("MethodNotAllowed", "the server does not allow this method on the requested resource"),
     409: ("Conflict", "the server reported a conflict"),
     410: ("Expired", "The resourceVersion for the provided list is too old."),
+    # what an admission webhook or a validating policy on pods/binding answers
+    422: ("Invalid", 'Binding "gpu-1" is invalid: target.name: Invalid value: "node_1": a lowercase RFC 1123 subdomain'),
     429: ("TooManyRequests", "Too many requests, please try again later."),
     500: ("InternalError", "Internal error occurred: injected by the fake apiserver"),
     503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
@@ -351,11 +354,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, fake: FakeApiServer, context: ssl.SSLContext | None) -> None:
+    def __init__(self, fake: FakeApiServer, context: ssl.SSLContext | None, port: int) -> None:
         self.fake, self.context = fake, context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def server_bind(self) -> None:
         TCPServer.server_bind(self)  # HTTPServer's would resolve the host name (slow, useless)
@@ -400,6 +403,9 @@ class FakeApiServer:
     ``token`` (reassignable at any time) is the bearer token every request needs; None
     admits anonymous requests. With ``tls`` it serves HTTPS; a client certificate signed by
     the CA also authenticates, and ``require_client_cert`` refuses handshakes without one.
+
+    ``port`` 0 (the default) picks a free port at the first :meth:`start`; a stopped server
+    starts again on the same port with the same state (an API server restart or outage).
     """
 
     def __init__(
@@ -411,8 +417,10 @@ class FakeApiServer:
         initial_rv: int = 502,
         nodes: list[JsonObj] | None = None,
         pods: list[JsonObj] | None = None,
+        port: int = 0,
     ) -> None:
         self.token = token
+        self.port = port
         self.tls = tls
         self.require_client_cert = require_client_cert
         self.store = ClusterStore(
@@ -427,7 +435,8 @@ class FakeApiServer:
         self._faults: list[_Fault] = []
         self._delays: list[_Delay] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
+        #: set to cut the current delays short (stop(), clear_delays()); replaced after
+        self._wake = threading.Event()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -435,7 +444,9 @@ class FakeApiServer:
 
     def start(self) -> FakeApiServer:
         if self._httpd is None:
-            self._httpd = _HttpServer(self, self._ssl_context())
+            self._wake = threading.Event()
+            self._httpd = _HttpServer(self, self._ssl_context(), self.port)
+            self.port = self._httpd.server_port
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-apiserver", daemon=True
             )
@@ -446,7 +457,7 @@ class FakeApiServer:
         """End the watches, stop serving and close every connection."""
         if self._httpd is None:
             return
-        self._closing.set()
+        self._wake.set()
         self.store.end_watches(wait=1.0)
         self._httpd.shutdown()
         self._httpd.close_connections()
@@ -577,6 +588,18 @@ class FakeApiServer:
         with self._lock:
             self._delays.append(_Delay(path_prefix, seconds, times))
 
+    def clear_faults(self) -> None:
+        """Forget the failures not injected yet."""
+        with self._lock:
+            self._faults.clear()
+
+    def clear_delays(self) -> None:
+        """Forget the delays not applied yet, and answer the requests being delayed now."""
+        with self._lock:
+            self._delays.clear()
+            wake, self._wake = self._wake, threading.Event()
+        wake.set()
+
     def _fault(self, method: str, path: str) -> _Response | None:
         with self._lock:
             fault = next(
@@ -606,7 +629,8 @@ class FakeApiServer:
             delay.times -= 1
             if delay.times <= 0:
                 self._delays.remove(delay)
-        self._closing.wait(delay.seconds)
+            wake = self._wake
+        wake.wait(delay.seconds)
 
     def _authenticated(self, authorization: str, client_cert_cn: str | None) -> bool:
         """x509 or bearer token (the real authenticators' union); anonymous when no token."""

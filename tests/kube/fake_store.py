@@ -822,6 +822,7 @@ class ClusterStore:
                     if event.rt is rt:
                         watch.offer(event)
             self.watches.add(watch)
+            self.cond.notify_all()  # FakeApiServer.wait_for_watches waits on this
         return watch
 
     def next_lines(self, watch: Watch, timeout: float) -> tuple[list[bytes], WatchState]:
