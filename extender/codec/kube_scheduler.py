@@ -1,4 +1,4 @@
-"""kube-scheduler's extender protocol: ExtenderArgs and friends <-> views and decisions.
+"""kube-scheduler's extender protocol, the requests: ExtenderArgs and friends -> views.
 
 kube-scheduler's extender types carry no JSON tags, so their keys are Go field names
 (PascalCase: ``Pod``, ``Nodes``, ``NodeNames``, ``FailedNodes``...) while the embedded
@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from extender.codec.common import WireError, decode, encode_json, is_null, locate
+from extender.codec.common import WireError, decode, is_null, locate
 from extender.codec.objects import Node, decode_nodes, decode_pod, node_view
 from extender.engine.decisions import Victims
 from extender.view import NodeView, PodView
@@ -87,40 +87,6 @@ class _BindingArgs(Struct, gc=False):
     PodNamespace: str | UnsetType = UNSET
     PodUID: str | UnsetType = UNSET
     Node: str | UnsetType = UNSET
-
-
-# -- replies --------------------------------------------------------------------------------
-
-
-class _NodeListReply(Struct, gc=False):
-    metadata: dict[str, Any]
-    items: Sequence[Raw]
-
-
-class _FilterReply(Struct, gc=False):
-    Nodes: _NodeListReply | None
-    NodeNames: Sequence[str] | None
-    FailedNodes: Mapping[str, str]
-    FailedAndUnresolvableNodes: Mapping[str, str]
-    Error: str
-
-
-class _HostPriority(Struct, gc=False, array_like=False):
-    Host: str
-    Score: int
-
-
-class _MetaVictimsReply(Struct, gc=False):
-    Pods: list[_MetaPod]
-    NumPDBViolations: int
-
-
-class _PreemptReply(Struct, gc=False):
-    NodeNameToMetaVictims: dict[str, _MetaVictimsReply]
-
-
-class _BindReply(Struct, gc=False):
-    Error: str
 
 
 # -- decoded requests -----------------------------------------------------------------------
@@ -345,50 +311,3 @@ def decode_binding_args(body: bytes) -> BindingArgs:
     if missing:
         raise WireError(f"{', '.join(missing)}: required")
     return BindingArgs(str(args.PodName), str(args.PodNamespace), str(args.PodUID), str(args.Node))
-
-
-# -- replies --------------------------------------------------------------------------------
-
-
-def encode_filter_reply(
-    *,
-    node_items: Sequence[Raw] | None = None,
-    node_names: Sequence[str] | None = None,
-    failed: Mapping[str, str] | None = None,
-    unresolvable: Mapping[str, str] | None = None,
-    error: str = "",
-) -> bytes:
-    """``ExtenderFilterResult``. Full-node mode must answer ``Nodes`` (passing nodes echoed
-    byte for byte); names mode answers ``NodeNames``. Both null means "no node passes"."""
-    reply = _FilterReply(
-        Nodes=_NodeListReply(metadata={}, items=node_items) if node_items is not None else None,
-        NodeNames=node_names,
-        FailedNodes=failed or {},
-        FailedAndUnresolvableNodes=unresolvable or {},
-        Error=error,
-    )
-    return encode_json(reply)
-
-
-def encode_host_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
-    """``HostPriorityList``: a bare JSON array of ``{"Host", "Score"}`` with integer scores."""
-    return encode_json([_HostPriority(host, int(score)) for host, score in scores])
-
-
-def encode_preempt_reply(kept: Mapping[str, Victims]) -> bytes:
-    """``ExtenderPreemptionResult``: always ``NodeNameToMetaVictims`` (victim UIDs)."""
-    return encode_json(
-        _PreemptReply(
-            {
-                node: _MetaVictimsReply([_MetaPod(uid) for uid in victims.uids], victims.num_pdb_violations)
-                for node, victims in kept.items()
-            }
-        )
-    )
-
-
-def encode_bind_reply(error: str = "") -> bytes:
-    """``ExtenderBindingResult``."""
-    return encode_json(_BindReply(error))
-
-
