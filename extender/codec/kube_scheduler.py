@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from extender.codec.common import WireError, decode, is_null, locate
+from extender.codec.common import WireError, decode, is_null, locate, too_deep
 from extender.codec.objects import Node, decode_nodes, decode_pod, node_view
 from extender.engine.decisions import Victims
 from extender.view import NodeView, PodView
@@ -268,6 +268,8 @@ def _lenient_preemption(body: bytes) -> _PreemptionArgs:
             return msgspec.convert(value, kind)
         except msgspec.ValidationError as exc:
             raise WireError(locate(str(exc), key)) from None
+        except RecursionError:
+            raise too_deep(key) from None
 
     return _PreemptionArgs(
         Pod=envelope.get("Pod", _ABSENT),
