@@ -102,3 +102,165 @@ def test_nesting_kubernetes_objects_use_is_fine() -> None:
         nested = {"k": [nested]}
     pod = {**POD, "spec": {**POD["spec"], "affinity": nested}}
     assert post("filter", body({**VALID["filter"], "Pod": pod})).status_code == 200
+
+
+# -- duplicate keys ----------------------------------------------------------------------------
+
+
+def with_duplicate(verb: str) -> list[tuple[bytes, str]]:
+    """(body, message) with a key repeated: in the envelope, the Pod, a node, victims."""
+    pod = body(POD)
+    dup_pod = pod.replace(b'"name": "gpu-1"', b'"name": "gpu-1", "name": "gpu-2"', 1)
+    assert dup_pod != pod
+    cases = {
+        "filter": [
+            (b'{"Pod":' + pod + b',"NodeNames":["a"],"NodeNames":["b"]}', "request body: duplicate key 'NodeNames'"),
+            (b'{"Pod":' + dup_pod + b',"NodeNames":["a"]}', "Pod.metadata: duplicate key 'name'"),
+            (
+                b'{"Pod":' + pod + b',"Nodes":{"items":[{"metadata":{"name":"n","labels":{"a/b":"1","a/b":"2"}}}]}}',
+                "Nodes.items[0].metadata.labels: duplicate key 'a/b'",
+            ),
+            (b'{"pod":' + pod + b',"nodeNames":["a"],"nodeNames":["b"]}', "request body: duplicate key 'nodeNames'"),
+        ],
+        "prioritize": [
+            (b'{"Pod":' + pod + b',"Nodes":null,"Nodes":null,"NodeNames":["a"]}', "request body: duplicate key 'Nodes'"),
+            (b'{"Pod":' + dup_pod + b',"Nodes":null,"NodeNames":["a"]}', "Pod.metadata: duplicate key 'name'"),
+            (
+                b'{"Pod":' + pod + b',"Nodes":{"items":[{"metadata":{"name":"n"},"spec":{},"spec":{}}]}}',
+                "Nodes.items[0]: duplicate key 'spec'",
+            ),
+        ],
+        "preempt": [
+            (
+                b'{"Pod":' + pod + b',"NodeNameToMetaVictims":{"n":{"Pods":[{"UID":"u","UID":"v"}]}}}',
+                "NodeNameToMetaVictims.n.Pods[0]: duplicate key 'UID'",
+            ),
+            (b'{"Pod":' + dup_pod + b',"NodeNameToMetaVictims":{}}', "Pod.metadata: duplicate key 'name'"),
+            (
+                b'{"Pod":' + pod + b',"NodeNameToMetaVictims":{"n-1":{},"n-1":{}}}',
+                "NodeNameToMetaVictims: duplicate key 'n-1'",
+            ),
+        ],
+        "bind": [
+            (b'{"PodName":"p","PodName":"q","PodNamespace":"d","PodUID":"u","Node":"n"}', "request body: duplicate key 'PodName'"),
+        ],
+    }
+    return cases[verb]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_duplicate_keys_are_a_400_naming_the_key_and_where(verb: str) -> None:
+    for request, message in with_duplicate(verb):
+        assert error_of(post(verb, request), 400) == f"{verb}: {message}"
+
+
+def test_a_compact_names_mode_envelope_is_proven_free_of_duplicates_by_its_length() -> None:
+    """The path kube-scheduler's own (compact) names-mode requests take: only the Pod is
+    scanned. Anything else in the envelope makes the body longer and takes the full scan."""
+    pod = json.dumps(POD, separators=(",", ":")).encode()
+    compact = b'{"Pod":' + pod + b',"Nodes":null,"NodeNames":["a","b"]}'
+    assert post("filter", compact).status_code == 200
+    for sneaky in (
+        b'{"Pod":' + pod + b',"Nodes":null,"NodeNames":["a","b"],"NodeNames":["c"]}',
+        b'{"Pod":' + pod + b',"NodeNames":["a"],"Nodes":null,"NodeNames":["a","b"]}',
+        b'{"Nodes":null,"Pod":' + pod + b',"Pod":' + pod + b',"NodeNames":["a"]}',
+    ):
+        assert "duplicate key" in error_of(post("filter", sneaky), 400)
+    dup_pod = pod.replace(b'"name":"gpu-1"', b'"name":"gpu-1","name":"x"', 1)
+    message = error_of(post("prioritize", b'{"Pod":' + dup_pod + b',"Nodes":null,"NodeNames":["a"]}'), 400)
+    assert message == "prioritize: Pod.metadata: duplicate key 'name'"
+
+
+def test_large_full_node_requests_check_the_pod_object() -> None:
+    from benchmarks import payloads
+
+    large = payloads.full_nodes(40).body
+    assert len(large) > 256 * 1024
+    assert post("filter", large).status_code == 200
+    dup = large.replace(b'"name":"web-1"', b'"name":"web-1","name":"web-2"', 1)
+    assert error_of(post("filter", dup), 400) == "filter: Pod.metadata: duplicate key 'name'"
+    assert error_of(post("prioritize", dup), 400) == "prioritize: Pod.metadata: duplicate key 'name'"
+
+
+def test_a_long_duplicate_key_is_shortened_in_the_message() -> None:
+    key = "k" * 10_000
+    request = body(VALID["filter"]).replace(b'"Pod": {', b'"Pod": {"' + key.encode() + b'": 1, "' + key.encode() + b'": 2, ', 1)
+    message = error_of(post("filter", request), 400)
+    assert message == f"filter: Pod: duplicate key {'k' * 64!r}..."
+
+
+# -- numbers and names out of range ------------------------------------------------------------
+
+
+def out_of_range(verb: str) -> list[tuple[Any, str]]:
+    """(request, message): integers the codec reads beyond their Go type, names too long."""
+    huge = 123456789012345678901234567890
+    pod_with = lambda **spec: {**POD, "spec": {**POD["spec"], **spec}}  # noqa: E731
+    long_name = "n" * 254
+    pod_cases = [
+        ({"Pod": pod_with(priority=huge)}, "Pod.spec.priority: expected `int` <= 2147483647"),
+        ({"Pod": pod_with(priority=2**31)}, "Pod.spec.priority: expected `int` <= 2147483647"),
+        ({"Pod": pod_with(priority=-(2**31) - 1)}, "Pod.spec.priority: expected `int` >= -2147483648"),
+        (
+            {"Pod": pod_with(tolerations=[{"key": "k", "tolerationSeconds": 2**63}])},
+            "Pod.spec.tolerations[0].tolerationSeconds: expected `int` <= 9223372036854775807",
+        ),
+        ({"Pod": {**POD, "metadata": {**POD["metadata"], "name": long_name}}}, "Pod.metadata.name: expected `str` of length <= 253"),
+        (
+            {"Pod": {**POD, "metadata": {**POD["metadata"], "namespace": "x" * 64}}},
+            "Pod.metadata.namespace: expected `str` of length <= 63",
+        ),
+    ]
+    victims = lambda v: {"NodeNameToMetaVictims": {"n": v}}  # noqa: E731
+    cases: dict[str, list[tuple[Any, str]]] = {
+        "filter": [
+            *pod_cases,
+            ({"NodeNames": [long_name]}, "NodeNames[0]: expected `str` of length <= 253"),
+            (
+                {"NodeNames": None, "Nodes": {"items": [{"metadata": {"name": long_name}}]}},
+                "Nodes.items[0].metadata.name: expected `str` of length <= 253",
+            ),
+        ],
+        "prioritize": [
+            *pod_cases,
+            ({"NodeNames": ["a", long_name]}, "NodeNames[1]: expected `str` of length <= 253"),
+            (
+                {"NodeNames": None, "Nodes": {"items": [{"metadata": {"name": long_name}}]}},
+                "Nodes.items[0].metadata.name: expected `str` of length <= 253",
+            ),
+        ],
+        "preempt": [
+            *pod_cases,
+            (victims({"Pods": [], "NumPDBViolations": 2**63}), "NodeNameToMetaVictims[...].NumPDBViolations: expected `int` <= 9223372036854775807"),
+            (victims({"NumPDBViolations": huge}), "NodeNameToMetaVictims[...].NumPDBViolations: expected `int` <= 9223372036854775807"),
+            (
+                {"NodeNameToMetaVictims": None, "NodeNameToVictims": {"n": {"Pods": [], "NumPDBViolations": -(2**63) - 1}}},
+                "NodeNameToVictims[...].NumPDBViolations: expected `int` >= -9223372036854775808",
+            ),
+            ({"NodeNameToMetaVictims": {long_name: {"Pods": []}}}, "NodeNameToMetaVictims (a key): expected `str` of length <= 253"),
+        ],
+        "bind": [
+            ({"PodName": long_name}, "PodName: expected `str` of length <= 253"),
+            ({"Node": long_name}, "Node: expected `str` of length <= 253"),
+            ({"PodNamespace": "x" * 64}, "PodNamespace: expected `str` of length <= 63"),
+        ],
+    }
+    return cases[verb]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_numbers_and_names_out_of_range_are_a_400_naming_the_field(verb: str) -> None:
+    for change, message in out_of_range(verb):
+        request = {**VALID[verb], **change}
+        assert error_of(post(verb, body(request)), 400) == f"{verb}: {message}", change
+        # the lenient path (lower-case envelope keys) applies the same bounds
+        lenient = {key[:1].lower() + key[1:]: value for key, value in request.items()}
+        assert error_of(post(verb, body(lenient)), 400) == f"{verb}: {message}", change
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    pod = {**POD, "spec": {**POD["spec"], "priority": -(2**31), "tolerations": [{"tolerationSeconds": 2**63 - 1}]}}
+    assert post("filter", body({**VALID["filter"], "Pod": pod, "NodeNames": ["n" * 253]})).status_code == 200
+    victims = {"n" * 253: {"Pods": [{"UID": "u"}], "NumPDBViolations": 2**63 - 1}}
+    reply = json.loads(post("preempt", body({**VALID["preempt"], "NodeNameToMetaVictims": victims})).data)
+    assert reply["NodeNameToMetaVictims"]["n" * 253]["NumPDBViolations"] == 2**63 - 1

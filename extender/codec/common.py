@@ -53,13 +53,14 @@ def too_deep(where: str) -> WireError:
 
 def locate(message: str, where: str) -> str:
     """``Expected `str`, got `int` - at `$.metadata.name``` -> ``Pod.metadata.name: expected `str`...``."""
-    text, sep, path = message.rpartition(" - at `$")
+    of_key = " - at `key` in `$" in message  # msgspec's form for a bad mapping key
+    text, sep, path = message.rpartition(" - at `key` in `$" if of_key else " - at `$")
     if not sep:
         return f"{'request body' if where == 'body' else where}: {message[:1].lower()}{message[1:]}"
     path = path.rstrip("`")
     prefix = "" if where == "body" else where
     location = f"{prefix}{path}".lstrip(".") or ("request body" if where == "body" else where)
-    return f"{location}: {text[:1].lower()}{text[1:]}"
+    return f"{location}{' (a key)' if of_key else ''}: {text[:1].lower()}{text[1:]}"
 
 
 def is_null(raw: Raw) -> bool:

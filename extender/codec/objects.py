@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from sys import intern
+from typing import Annotated
 
+from msgspec import Meta as Bounds
 from msgspec import Raw, Struct
 
 from extender.codec.common import WireError, decode
@@ -26,13 +28,23 @@ from extender.view import (
 
 Quantities = dict[str, str | int | float]
 
+# Kubernetes' own bounds, checked while decoding (msgspec does it at no measurable cost), so
+# a value Kubernetes could never hold is a 400 naming the field rather than a surprise later.
+#: node and pod names are DNS subdomains
+Name = Annotated[str, Bounds(max_length=253)]
+#: namespaces are DNS labels
+Namespace = Annotated[str, Bounds(max_length=63)]
+#: Go's int32 (``spec.priority``) and int64 (``NumPDBViolations``)
+Int32 = Annotated[int, Bounds(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Bounds(ge=-(2**63), le=2**63 - 1)]
+
 
 # -- Kubernetes objects: only the fields the views expose -----------------------------------
 
 
 class Meta(Struct, gc=False):
-    name: str = ""
-    namespace: str = ""
+    name: Name = ""
+    namespace: Namespace = ""
     uid: str = ""
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
@@ -75,7 +87,7 @@ class PodSpec(Struct, gc=False):
     initContainers: tuple[Container, ...] | None = None
     overhead: Quantities | None = None
     resources: Resources | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     priorityClassName: str | None = None
     schedulerName: str | None = None
     nodeName: str | None = None
