@@ -264,3 +264,123 @@ def test_the_bounds_themselves_are_accepted() -> None:
     victims = {"n" * 253: {"Pods": [{"UID": "u"}], "NumPDBViolations": 2**63 - 1}}
     reply = json.loads(post("preempt", body({**VALID["preempt"], "NodeNameToMetaVictims": victims})).data)
     assert reply["NodeNameToMetaVictims"]["n" * 253]["NumPDBViolations"] == 2**63 - 1
+
+
+# -- NaN/Infinity, invalid UTF-8, huge strings -------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"nan", b"inf"])
+def test_nan_and_infinity_are_a_400(verb: str, literal: bytes) -> None:
+    """Not JSON (RFC 8259 has no such literals; Python's json module would take them)."""
+    request = body(VALID[verb])
+    # in a field the codec reads, and in one it skips
+    read = {"filter": b'"node-a"', "prioritize": b'"node-a"', "preempt": b'"u-1"', "bind": b'"p"'}[verb]
+    skipped = (b'"metadata": {', b'"metadata": {"x": ' + literal + b", ") if verb != "bind" else (b"{", b'{"x": ' + literal + b", ")
+    for bad in (request.replace(read, literal, 1), request.replace(*skipped, 1)):
+        assert bad != request
+        message = error_of(post(verb, bad), 400)
+        assert message.startswith(f"{verb}: request body is not valid JSON: JSON is malformed: invalid character"), message
+
+
+@pytest.mark.parametrize("verb", ["filter", "prioritize", "preempt"])
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" * 5000])
+def test_a_number_beyond_any_type_is_a_400_where_the_codec_reads_it(verb: str, number: bytes) -> None:
+    pod = {**POD, "spec": {**POD["spec"], "priority": 7}}
+    request = body({**VALID[verb], "Pod": pod}).replace(b'"priority": 7', b'"priority": ' + number)
+    message = error_of(post(verb, request), 400)
+    assert message.startswith(f"{verb}: Pod.spec.priority: "), message
+
+
+@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"])
+def test_invalid_utf8_is_a_400(verb: str, bad: bytes) -> None:
+    request = body(VALID[verb])
+    for where in (b'"node-a"', b'"p"', b'"default"'):
+        if where in request:
+            message = error_of(post(verb, request.replace(where, b'"' + bad + b'"', 1)), 400)
+            assert "Invalid UTF-8" in message or "not valid JSON" in message, message
+    # outside any string: not JSON at all
+    assert "not valid JSON" in error_of(post(verb, bad + request), 400)
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_huge_strings_within_the_body_limit_never_get_a_5xx(verb: str) -> None:
+    huge = "x" * 8_000_000
+    request = VALID[verb]
+    cases = [
+        {**request, "Pod": {**POD, "metadata": {**POD["metadata"], "annotations": {"a": huge}}}},
+        {**request, "Pod": {**POD, "metadata": {**POD["metadata"], "labels": {huge: "v"}}}},
+        {**request, huge: 1},
+        {**request, "PodUID": huge} if verb == "bind" else {**request, "NodeNames": [huge]},
+    ]
+    for case in cases:
+        response = post(verb, body(case))
+        assert response.status_code in (200, 400), response.data[:200]
+        assert response.mimetype == "application/json"
+        assert len(response.data) < 2000 or response.status_code == 200, "an error message stays short"
+
+
+# -- content types, methods, paths ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=xyz",
+        "application/xml",
+        "application/json-patch+json",
+        "application/json; charset=latin-1",
+        "text/json",
+    ],
+)
+def test_a_content_type_that_is_not_json_is_a_415_naming_the_accepted_one(verb: str, content_type: str) -> None:
+    response = post(verb, body(VALID[verb]), headers={"Content-Type": content_type})
+    message = error_of(response, 415)
+    assert message == f"{verb}: unsupported Content-Type {content_type!r}: send application/json (UTF-8)"
+
+
+@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON; Charset=UTF-8", None])
+def test_json_with_or_without_a_charset_or_no_content_type_is_accepted(verb: str, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert post(verb, body(VALID[verb]), headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("verb", VERBS)
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "HEAD", "FOO"])
+def test_every_other_method_on_a_verb_is_a_405_allowing_post(verb: str, method: str) -> None:
+    response = CLIENT.open(f"/scheduler/{verb}", method=method, data=body(VALID[verb]))
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    if method != "HEAD":  # HEAD answers carry no body
+        assert error_of(response, 405).startswith((f"{verb} takes POST", f"{method} is not allowed"))
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/version"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "FOO"])
+def test_every_other_method_on_a_probe_is_a_405_allowing_get(path: str, method: str) -> None:
+    response = CLIENT.open(path, method=method, data=b"{}", headers={"Content-Type": "application/json"})
+    assert error_of(response, 405) == f"{method} is not allowed on {path}"
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+@pytest.mark.parametrize("verb", ["filterx", "Filter", "predicates/gpu", "filter/", "bind/extra", ""])
+def test_an_unknown_verb_is_a_404_listing_the_verbs(method: str, verb: str) -> None:
+    response = CLIENT.open(f"/scheduler/{verb}", method=method, data=b"{}")
+    message = error_of(response, 404)
+    assert message in (
+        f"unknown verb {verb!r}: this extender serves filter, prioritize, preempt, bind",
+        f"no such endpoint: {method} /scheduler/{verb}",
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+@pytest.mark.parametrize("path", ["/", "/filter", "/scheduler", "/schedulerx/filter", "/healthz/x", "/%ff"])
+def test_an_unknown_path_is_a_404(method: str, path: str) -> None:
+    response = CLIENT.open(path, method=method, data=b"{}")
+    assert error_of(response, 404).startswith(f"no such endpoint: {method} /")

@@ -82,6 +82,9 @@ def create_app(
         log.info("Kubernetes API: %s; caches: %s", cluster.config.source, ", ".join(r.name for r in cluster.reflectors) or "none")
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Every method a route does not take is a JSON 405 naming the one it does; Flask's
+    # automatic OPTIONS answer would list the wrong-method handlers as allowed.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["extender.service"] = service
     app.extensions["extender.cluster"] = cluster
     app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
