@@ -360,7 +360,7 @@ def test_every_other_method_on_a_verb_is_a_405_allowing_post(verb: str, method: 
         assert error_of(response, 405).startswith((f"{verb} takes POST", f"{method} is not allowed"))
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/version"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/version", "/openapi.json"])
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "FOO"])
 def test_every_other_method_on_a_probe_is_a_405_allowing_get(path: str, method: str) -> None:
     response = CLIENT.open(path, method=method, data=b"{}", headers={"Content-Type": "application/json"})

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from sys import intern
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from msgspec import Meta as Bounds
 from msgspec import Raw, Struct
 
@@ -234,3 +235,21 @@ def pod_view(pod: Pod) -> PodView:
     )
 
 
+def object_schemas(ref_template: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """JSON Schemas of a Pod and a Node as the codec reads them, derived by msgspec from the
+    very types that decode them (fields, types, nullability, bounds), so a published API
+    description cannot drift from the decoder: ``(pod, node, components)``, the first two
+    being ``$ref``s into ``components`` written with ``ref_template`` (``...{name}``).
+
+    Fields the codec does not read are not listed and are allowed (Kubernetes objects carry
+    many more). A Pod without ``metadata`` and a Node without a name are rejected by the
+    decoding functions above, so the schemas require them too.
+    """
+    (pod, node), components = msgspec.json.schema_components((Pod, Node), ref_template=ref_template)
+    meta_ref = {"$ref": ref_template.format(name="Meta")}
+    components["Pod"]["properties"]["metadata"] = meta_ref
+    components["Pod"]["required"] = ["metadata"]
+    named_meta = {"allOf": [meta_ref, {"required": ["name"], "properties": {"name": {"minLength": 1}}}]}
+    components["Node"]["properties"]["metadata"] = named_meta
+    components["Node"]["required"] = ["metadata"]
+    return pod, node, components

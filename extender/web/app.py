@@ -14,6 +14,7 @@ from extender.kube.config import load_config
 from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
+from extender.web.openapi import openapi_blueprint
 from extender.web.routes import Health, Readiness, handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
 
 log = logging.getLogger("extender")
@@ -89,6 +90,7 @@ def create_app(
     app.extensions["extender.cluster"] = cluster
     app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
     app.register_blueprint(probes_blueprint(readiness or _always_ready, health))
+    app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app
