@@ -9,11 +9,17 @@ a handful through gunicorn and check that the worker answers a normal request af
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import fixture, make_app
+from tests.test_server import free_port, wait_ready
 
 VERBS = ("filter", "prioritize", "preempt", "bind")
 NAMES = fixture("kube-scheduler-v1.30", "node-cache", "00001-filter-gpu-1")
@@ -384,3 +390,62 @@ def test_an_unknown_verb_is_a_404_listing_the_verbs(method: str, verb: str) -> N
 def test_an_unknown_path_is_a_404(method: str, path: str) -> None:
     response = CLIENT.open(path, method=method, data=b"{}")
     assert error_of(response, 404).startswith(f"no such endpoint: {method} /")
+
+
+# -- through a live server: the worker survives every one of them -------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``extender serve`` (2 workers) and its log."""
+    log = tmp_path_factory.mktemp("bad-input") / "server.log"
+    port = free_port()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "extender", "serve", "--port", str(port), "--workers", "2", "--threads", "4"],
+            stdout=sink, stderr=subprocess.STDOUT, text=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url, log
+    finally:
+        process.kill()
+        process.wait()
+
+
+def live_cases() -> list[tuple[str, str, bytes, dict[str, str], int]]:
+    """(method, verb, body, headers, status) for a handful of the cases above."""
+    as_json = {"Content-Type": "application/json"}
+    return [
+        ("POST", "filter", deep_bodies("filter")[0], as_json, 400),
+        ("POST", "preempt", deep_bodies("preempt")[0], as_json, 400),
+        ("POST", "prioritize", with_duplicate("prioritize")[0][0], as_json, 400),
+        ("POST", "bind", with_duplicate("bind")[0][0], as_json, 400),
+        ("POST", "filter", body({**VALID["filter"], "Pod": {**POD, "spec": {"priority": 10**29}}}), as_json, 400),
+        ("POST", "bind", body(VALID["bind"]).replace(b'"p"', b'"\xff"'), as_json, 400),
+        ("POST", "filter", body(VALID["filter"]).replace(b'"node-a"', b"NaN"), as_json, 400),
+        ("POST", "preempt", body(VALID["preempt"]), {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ("POST", "filter", body({**VALID["filter"], "x": "y" * 900_000}), as_json, 200),
+        ("GET", "filter", b"", {}, 405),
+        ("DELETE", "bind", b"", {}, 405),
+        ("POST", "nope", b"{}", as_json, 404),
+    ]
+
+
+def test_the_live_server_answers_bad_input_with_json_4xx_and_keeps_serving(live: tuple[str, Path]) -> None:
+    url, log = live
+    session = requests.Session()  # one keep-alive connection, as kube-scheduler uses
+    normal = body(VALID["filter"])
+    for method, verb, data, headers, status in live_cases():
+        response = session.request(method, f"{url}/scheduler/{verb}", data=data, headers=headers, timeout=10)
+        assert response.status_code == status, (verb, response.status_code, response.text[:300])
+        assert response.headers["Content-Type"] == "application/json"
+        if status != 200:
+            assert list(response.json()) == ["error"]
+        after = session.post(f"{url}/scheduler/filter", data=normal, headers={"Content-Type": "application/json"}, timeout=10)
+        assert after.status_code == 200 and after.json()["Error"] == ""
+    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    text = log.read_text()
+    assert "Traceback" not in text and "internal error" not in text, text[-3000:]
+    assert text.count("Booting worker") == 2, "no worker died and was replaced"
