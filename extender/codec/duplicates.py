@@ -4,7 +4,7 @@ msgspec, like Go's encoding/json, keeps the last of two equal keys; kube-schedul
 sends one (it encodes Go structs and maps), so a duplicate is a hand-written request that
 means something other than what we would read. msgspec cannot report them, so the check is
 a second pass with the standard library's C scanner, which hands every object's key/value
-pairs to a hook before building it. That costs ~6 us per KB, which is why requests check
+pairs to a hook before building it. That costs ~7 us per KB, which is why requests check
 only what they can afford (see :mod:`extender.codec.kube_scheduler`): every object of a
 body up to :data:`FULL_CHECK_BYTES`, the Pod object of a larger one.
 """
@@ -20,7 +20,7 @@ from msgspec import Raw
 from extender.codec.common import WireError, too_deep
 
 #: bodies up to this size are checked whole. Larger ones are full-node requests of more than
-#: ~13 nodes (each node is 7-10 KB): their Node objects are echoed as received, unchecked.
+#: 13-18 nodes (a node is 7-10 KB): their Node objects are echoed as received, unchecked.
 FULL_CHECK_BYTES = 128 * 1024
 #: keys are quoted in messages up to this many characters
 _SHOWN = 64
