@@ -221,3 +221,23 @@ def test_no_input_gets_a_5xx(verb: str, body: bytes) -> None:
     reply = json.loads(response.data)
     if response.status_code == 400:
         assert list(reply) == ["error"] and reply["error"].startswith(f"{verb}: ")
+
+
+def test_no_decode_function_of_the_codec_lets_a_recursion_error_out() -> None:
+    """Including the API server side: a hostile or broken response is a WireError (or, for
+    decode_status, "not a Status"), never a RecursionError."""
+    from extender.codec import kube_api
+
+    deep = b'{"a":' * 100_000 + b"0" + b"}" * 100_000
+    bodies = [deep, b"[" * 100_000 + b"]" * 100_000, b'{"kind":"Status","details":' + deep + b"}"]
+    for name in sorted(dir(kube_api)):
+        function = getattr(kube_api, name)
+        if name.startswith("decode_") and callable(function):
+            for body in bodies:
+                try:
+                    outcome = function(body)
+                except WireError:
+                    continue
+                assert name == "decode_status" and outcome is None, name
+    for body in bodies:
+        decode_all(body)
