@@ -127,6 +127,10 @@ def with_duplicate(verb: str) -> list[tuple[bytes, str]]:
                 "Nodes.items[0].metadata.labels: duplicate key 'a/b'",
             ),
             (b'{"pod":' + pod + b',"nodeNames":["a"],"nodeNames":["b"]}', "request body: duplicate key 'nodeNames'"),
+            (
+                b'{"Pod":' + pod + b',"NodeNames":["a"],"nodenames":["b"]}',
+                "request body: duplicate key 'nodenames' (the same as 'NodeNames': envelope keys match case-insensitively)",
+            ),
         ],
         "prioritize": [
             (b'{"Pod":' + pod + b',"Nodes":null,"Nodes":null,"NodeNames":["a"]}', "request body: duplicate key 'Nodes'"),
@@ -146,9 +150,17 @@ def with_duplicate(verb: str) -> list[tuple[bytes, str]]:
                 b'{"Pod":' + pod + b',"NodeNameToMetaVictims":{"n-1":{},"n-1":{}}}',
                 "NodeNameToMetaVictims: duplicate key 'n-1'",
             ),
+            (
+                b'{"pod":' + pod + b',"POD":' + pod + b',"NodeNameToMetaVictims":{}}',
+                "request body: duplicate key 'POD' (the same as 'pod': envelope keys match case-insensitively)",
+            ),
         ],
         "bind": [
             (b'{"PodName":"p","PodName":"q","PodNamespace":"d","PodUID":"u","Node":"n"}', "request body: duplicate key 'PodName'"),
+            (
+                b'{"PodName":"p","PodNamespace":"d","PodUID":"u","Node":"n","node":"m"}',
+                "request body: duplicate key 'node' (the same as 'Node': envelope keys match case-insensitively)",
+            ),
         ],
     }
     return cases[verb]
@@ -158,6 +170,12 @@ def with_duplicate(verb: str) -> list[tuple[bytes, str]]:
 def test_duplicate_keys_are_a_400_naming_the_key_and_where(verb: str) -> None:
     for request, message in with_duplicate(verb):
         assert error_of(post(verb, request), 400) == f"{verb}: {message}"
+
+
+def test_keys_that_differ_only_in_case_are_distinct_below_the_envelope() -> None:
+    labels = {**POD["metadata"].get("labels", {}), "zone": "a", "Zone": "b"}
+    pod = {**POD, "metadata": {**POD["metadata"], "labels": labels}}
+    assert post("filter", body({**VALID["filter"], "Pod": pod, "x": 1, "X": 2})).status_code == 200
 
 
 def test_a_compact_names_mode_envelope_is_proven_free_of_duplicates_by_its_length() -> None:

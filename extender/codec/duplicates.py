@@ -30,12 +30,12 @@ class _Duplicate(Exception):
     pass
 
 
-def _check_pairs(pairs: list[tuple[str, Any]]) -> None:
+def _check_pairs(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     # dict() of the pairs is C code; building the object itself is not needed, so the
-    # hook returns None and the parent holds that instead (less work than a real dict).
+    # hook hands back the list it was given (no work) and the parent holds that.
     if len(pairs) > 1 and len(dict(pairs)) != len(pairs):
         raise _Duplicate
-    return None
+    return pairs
 
 
 def _nothing(text: str) -> None:
@@ -57,13 +57,18 @@ _LOCATING = json.JSONDecoder(
 )
 
 
-def check_unique_keys(data: bytes | Raw, where: str) -> None:
+def check_unique_keys(data: bytes | Raw, where: str, envelope: tuple[str, ...] = ()) -> None:
     """Raise :class:`WireError` if an object in ``data`` (valid JSON, already decoded once)
     has a key twice: ``Pod.metadata: duplicate key 'name'``. ``where`` is the location of
-    ``data``, ``"body"`` for the whole request."""
+    ``data``, ``"body"`` for the whole request.
+
+    ``envelope`` names the top-level keys that match case-insensitively (kube-scheduler's
+    untagged Go structs): ``Pod`` and ``pod`` are then the same key given twice, which Go
+    would resolve by order and the fast path by exact spelling.
+    """
     try:
         text = str(data, "utf-8")  # any buffer: bytes, bytearray, Raw
-        _SCANNER.decode(text)
+        top = _SCANNER.decode(text)
     except _Duplicate:
         path, key = _locate(text)
         location = f"{where}{path}" if where != "body" else path[1:] if path[:1] == "." else f"request body{path}"
@@ -72,6 +77,23 @@ def check_unique_keys(data: bytes | Raw, where: str) -> None:
         raise too_deep(where) from None
     except ValueError as exc:  # pragma: no cover - msgspec accepted this text already
         raise WireError(f"{'request body' if where == 'body' else where}: {exc}") from None
+    if envelope and isinstance(top, list) and len(top) > 1:
+        _check_envelope_case(top, envelope)
+
+
+def _check_envelope_case(pairs: list[tuple[str, Any]], envelope: tuple[str, ...]) -> None:
+    canonical = {name.lower(): name for name in envelope}
+    seen: dict[str, str] = {}
+    for key, _ in pairs:
+        name = canonical.get(key.lower())
+        if name is None:
+            continue
+        if name in seen:
+            raise WireError(
+                f"request body: duplicate key {_quote(key)} (the same as {_quote(seen[name])}: "
+                "envelope keys match case-insensitively)"
+            )
+        seen[name] = key
 
 
 def _locate(text: str) -> tuple[str, str]:

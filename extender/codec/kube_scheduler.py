@@ -140,6 +140,11 @@ class BindingArgs:
 
 # -- requests -------------------------------------------------------------------------------
 
+#: each request's envelope keys (Go field names; Go's decoder matches them case-insensitively)
+_ARGS_KEYS = ("Pod", "Nodes", "NodeNames")
+_PREEMPTION_KEYS = ("Pod", "NodeNameToVictims", "NodeNameToMetaVictims")
+_BINDING_KEYS = ("PodName", "PodNamespace", "PodUID", "Node")
+
 
 def _lenient_envelope(body: bytes, canonical: Iterable[str]) -> dict[str, Raw]:
     """Top-level keys matched case-insensitively to ``canonical`` (Go's decoder does the same)."""
@@ -164,14 +169,14 @@ def _require_pod(raw: Raw) -> PodView:
 def decode_extender_args(body: bytes) -> ExtenderArgs:
     """Decode a filter or prioritize request body."""
     args, envelope = _extender_args(body)
-    _check_keys(body, envelope)
+    _check_keys(body, envelope, _ARGS_KEYS)
     return args
 
 
 def _extender_args(body: bytes) -> tuple[ExtenderArgs, _ExtenderArgs]:
     args = decode(body, _ExtenderArgs, "body")
     if len(args.Pod) == 0 or (args.Nodes is UNSET and args.NodeNames is UNSET):
-        envelope = _lenient_envelope(body, ("Pod", "Nodes", "NodeNames"))
+        envelope = _lenient_envelope(body, _ARGS_KEYS)
         args = _ExtenderArgs(
             Pod=envelope.get("Pod", _ABSENT),
             Nodes=decode(envelope["Nodes"], _NodeList | list[Raw] | None, "Nodes") if "Nodes" in envelope else UNSET,  # type: ignore[arg-type]
@@ -193,32 +198,34 @@ def decode_scoring_args(body: bytes) -> ScoringArgs:
     args = decode(body, _ScoringArgs, "body")
     if len(args.Pod) == 0 or (args.Nodes is UNSET and args.NodeNames is UNSET):
         lenient, envelope = _extender_args(body)
-        _check_keys(body, envelope)
+        _check_keys(body, envelope, _ARGS_KEYS)
         items = lenient.node_items
         return ScoringArgs(lenient.pod, decode_nodes(items) if items is not None else None, lenient.node_names)
     pod = _require_pod(args.Pod)
     views = _typed_views(args)
     if views is not None:
-        _check_keys(body, args)
+        _check_keys(body, args, _ARGS_KEYS)
         return ScoringArgs(pod, views, None)
     if args.NodeNames is not None and not isinstance(args.NodeNames, UnsetType):
-        _check_keys(body, args)
+        _check_keys(body, args, _ARGS_KEYS)
         return ScoringArgs(pod, None, args.NodeNames)
     raise WireError("Nodes or NodeNames: one of them must be set (both are missing or null)")
 
 
-def _check_keys(body: bytes, envelope: _ExtenderArgs | _ScoringArgs | _PreemptionArgs | None) -> None:
-    """Reject duplicate keys: every object of a body up to FULL_CHECK_BYTES, the Pod object
-    of a larger one (full-node requests: their Node objects are echoed as received).
+def _check_keys(body: bytes, args: _ExtenderArgs | _ScoringArgs | _PreemptionArgs | None, keys: tuple[str, ...]) -> None:
+    """Reject repeated keys (``keys``: the envelope's, which match case-insensitively):
+    every object of a body up to FULL_CHECK_BYTES, the Pod object of a larger one
+    (full-node requests: their Node objects are echoed as received).
 
-    A names-mode envelope exactly as kube-scheduler writes it is proven duplicate-free by its
-    length, so only its Pod is scanned: 5000 names cost ~1 us instead of ~200 us.
+    A names-mode envelope exactly as kube-scheduler writes it is proven free of them by its
+    length, so only its Pod is scanned: for 5000 names ~20 us plus ~25 us to sum their
+    lengths, instead of ~200 us for the whole body.
     """
-    pod = envelope.Pod if envelope is not None else _ABSENT
-    if len(pod) and (len(body) > FULL_CHECK_BYTES or _canonical_names_envelope(body, envelope)):
+    pod = args.Pod if args is not None else _ABSENT
+    if len(pod) and (len(body) > FULL_CHECK_BYTES or _canonical_names_envelope(body, args)):
         check_unique_keys(pod, "Pod")
     elif len(body) <= FULL_CHECK_BYTES:
-        check_unique_keys(body, "body")
+        check_unique_keys(body, "body", keys)
 
 
 def _canonical_names_envelope(body: bytes, args: object) -> bool:
@@ -293,7 +300,7 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
 
 def _lenient_preemption(body: bytes) -> _PreemptionArgs:
     """Case-insensitive preempt envelope, down to the Victims and MetaPod keys."""
-    envelope = _lenient_envelope(body, ("Pod", "NodeNameToVictims", "NodeNameToMetaVictims"))
+    envelope = _lenient_envelope(body, _PREEMPTION_KEYS)
 
     def victims_map(key: str, victims_keys: tuple[str, ...], pod_keys: tuple[str, ...]) -> Any:
         raw = envelope.get(key)
@@ -336,7 +343,7 @@ def decode_preemption_args(body: bytes) -> PreemptionArgs:
     if len(args.Pod) == 0 or (args.NodeNameToVictims is UNSET and args.NodeNameToMetaVictims is UNSET):
         args = _lenient_preemption(body)
     pod = _require_pod(args.Pod)
-    _check_keys(body, args)
+    _check_keys(body, args, _PREEMPTION_KEYS)
     meta = args.NodeNameToMetaVictims
     full = args.NodeNameToVictims
     if isinstance(meta, dict):
@@ -349,7 +356,7 @@ def decode_preemption_args(body: bytes) -> PreemptionArgs:
 def decode_binding_args(body: bytes) -> BindingArgs:
     """Decode a bind request; every field is required."""
     args = decode(body, _BindingArgs, "body")
-    names = ("PodName", "PodNamespace", "PodUID", "Node")
+    names = _BINDING_KEYS
     if any(getattr(args, n) is UNSET for n in names):
         envelope = _lenient_envelope(body, names)
         values = {n: decode(envelope[n], str, n) for n in names if n in envelope}
@@ -357,5 +364,5 @@ def decode_binding_args(body: bytes) -> BindingArgs:
     missing = [n for n in names if getattr(args, n) is UNSET or not getattr(args, n)]
     if missing:
         raise WireError(f"{', '.join(missing)}: required")
-    _check_keys(body, None)
+    _check_keys(body, None, _BINDING_KEYS)
     return BindingArgs(str(args.PodName), str(args.PodNamespace), str(args.PodUID), str(args.Node))
