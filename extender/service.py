@@ -1,7 +1,7 @@
 """The extender verbs: decode a request, ask the engine, log the decision, encode the reply.
 
 Sits between the HTTP layer (which only moves bytes and status codes) and the engine
-(which only sees views). Bad input raises :class:`~extender.wire.WireError`; every
+(which only sees views). Bad input raises :class:`~extender.codec.common.WireError`; every
 protocol-level outcome is a reply body kube-scheduler accepts (HTTP 200).
 """
 
@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from extender.codec import kube_scheduler as wire
+from extender.codec import kube_scheduler_replies as replies
 from extender.codec.common import Body
 from extender.engine import (
     Engine,
@@ -128,12 +129,12 @@ class ExtenderService:
             items = args.node_items
             if not self.engine.in_scope(pod):
                 self._log_out_of_scope("filter", pod, len(items), started)
-                return wire.encode_filter_reply(node_items=items)
+                return replies.encode_filter_reply(node_items=items)
             views = wire.decode_node_views(body, args)
             decision = self.engine.filter(pod, views, ctx)
             self.candidates.remember(views)
             self._log_filter(pod, len(items), decision, started)
-            return wire.encode_filter_reply(
+            return replies.encode_filter_reply(
                 node_items=[items[i] for i in decision.passed],
                 failed=decision.failed,
                 unresolvable=decision.unresolvable,
@@ -141,20 +142,20 @@ class ExtenderService:
         names = args.node_names or []
         if not self.engine.in_scope(pod):
             self._log_out_of_scope("filter", pod, len(names), started)
-            return wire.encode_filter_reply(node_names=names)
+            return replies.encode_filter_reply(node_names=names)
         if self.nodes is not None and not self.nodes.ready:
             # An error makes kube-scheduler retry the pod after a backoff; rejecting every
             # node as unknown would record a misleading FailedScheduling reason instead.
             # (A cache that synced and then lost the API server keeps answering below, from
             # its last state; readiness takes the replica out of the Service meanwhile.)
             log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
-            return wire.encode_filter_reply(error=NOT_SYNCED_ERROR)
+            return replies.encode_filter_reply(error=NOT_SYNCED_ERROR)
         views, positions, unknown = self._resolve_names(names)
         decision = self.engine.filter(pod, views, ctx, memoize=True)
         if unknown:
             decision = self._with_unknown(names, positions, unknown, decision)
         self._log_filter(pod, len(names), decision, started)
-        return wire.encode_filter_reply(
+        return replies.encode_filter_reply(
             node_names=[names[i] for i in decision.passed],
             failed=decision.failed,
             unresolvable=decision.unresolvable,
@@ -186,15 +187,15 @@ class ExtenderService:
             names = [v.name for v in views]
             if not self.engine.in_scope(pod):
                 self._log_out_of_scope("prioritize", pod, len(names), started)
-                return wire.encode_host_priorities((n, 0) for n in names)
+                return replies.encode_host_priorities((n, 0) for n in names)
             decision = self.engine.prioritize(pod, views, ctx, explain=log.isEnabledFor(logging.DEBUG))
             self.candidates.remember(views)
             self._log_prioritize(pod, names, decision, started)
-            return wire.encode_host_priorities(zip(names, decision.scores))
+            return replies.encode_host_priorities(zip(names, decision.scores))
         names = list(args.node_names or [])
         if not self.engine.in_scope(pod):
             self._log_out_of_scope("prioritize", pod, len(names), started)
-            return wire.encode_host_priorities((n, 0) for n in names)
+            return replies.encode_host_priorities((n, 0) for n in names)
         views, positions, unknown = self._resolve_names(names)
         decision = self.engine.prioritize(pod, views, ctx, memoize=True, explain=log.isEnabledFor(logging.DEBUG))
         if unknown:  # unknown nodes get the lowest score
@@ -208,7 +209,7 @@ class ExtenderService:
             shadow = {rule: expand(scores) for rule, scores in decision.shadow_scores.items()}
             decision = ScoreDecision(True, expand(decision.scores), {}, shadow, decision.failures)
         self._log_prioritize(pod, names, decision, started)
-        return wire.encode_host_priorities(zip(names, decision.scores))
+        return replies.encode_host_priorities(zip(names, decision.scores))
 
     # -- preempt ------------------------------------------------------------------------
 
@@ -237,7 +238,7 @@ class ExtenderService:
             memoize=True,  # every source's views are long-lived objects a verdict can be kept on
         )
         self._log_preempt(args.pod, len(args.candidates), decision, fetched, started)
-        return wire.encode_preempt_reply(decision.kept)
+        return replies.encode_preempt_reply(decision.kept)
 
     # -- bind ---------------------------------------------------------------------------
 
@@ -247,22 +248,22 @@ class ExtenderService:
         where = f"pod={args.pod_namespace}/{args.pod_name} node={args.node}"
         if not self.policy.bind_enabled:
             log.warning("bind refused, not enabled in the policy: %s", where)
-            return wire.encode_bind_reply(
+            return replies.encode_bind_reply(
                 "bind is not configured on this extender (set bind.enabled: true in the policy), "
                 "or remove bindVerb from the KubeSchedulerConfiguration"
             )
         if self.binder is None:
             log.error("bind enabled but no Kubernetes API client is configured: %s", where)
-            return wire.encode_bind_reply(
+            return replies.encode_bind_reply(
                 "bind is enabled in the policy but the extender has no Kubernetes API access configured"
             )
         try:
             self.binder.bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node)
         except BindError as exc:
             log.warning("bind failed: %s: %s", where, exc)
-            return wire.encode_bind_reply(str(exc))
+            return replies.encode_bind_reply(str(exc))
         log.info("bound %s", where)
-        return wire.encode_bind_reply("")
+        return replies.encode_bind_reply("")
 
     # -- decision log -------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -39,7 +39,8 @@ class Toleration(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     operator: str = "Equal"
     value: str = ""
     effect: str = ""
-    toleration_seconds: int | None = None
+    #: an int64 in Kubernetes; bounded here so a decoded request cannot hold a larger one
+    toleration_seconds: Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | None = None
 
 
 class Condition(msgspec.Struct, frozen=True, gc=False, rename="camel"):

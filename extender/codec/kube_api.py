@@ -116,7 +116,7 @@ def decode_status(body: bytes | Raw) -> ApiStatus | None:
     """The Status in an error body or ERROR event, or None if it is not one (e.g. plain text)."""
     try:
         status = msgspec.json.decode(body, type=_Status)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # nested too deeply to be one
         return None
     if status.kind != "Status":
         return None

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from sys import intern
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta as Bounds
 from msgspec import Raw, Struct
 
 from extender.codec.common import WireError, decode
@@ -26,13 +29,23 @@ from extender.view import (
 
 Quantities = dict[str, str | int | float]
 
+# Kubernetes' own bounds, checked while decoding (msgspec does it at no measurable cost), so
+# a value Kubernetes could never hold is a 400 naming the field rather than a surprise later.
+#: node and pod names are DNS subdomains
+Name = Annotated[str, Bounds(max_length=253)]
+#: namespaces are DNS labels
+Namespace = Annotated[str, Bounds(max_length=63)]
+#: Go's int32 (``spec.priority``) and int64 (``NumPDBViolations``)
+Int32 = Annotated[int, Bounds(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Bounds(ge=-(2**63), le=2**63 - 1)]
+
 
 # -- Kubernetes objects: only the fields the views expose -----------------------------------
 
 
 class Meta(Struct, gc=False):
-    name: str = ""
-    namespace: str = ""
+    name: Name = ""
+    namespace: Namespace = ""
     uid: str = ""
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
@@ -76,7 +89,7 @@ class PodSpec(Struct, gc=False):
     initContainers: tuple[Container, ...] | None = None
     overhead: Quantities | None = None
     resources: Resources | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     priorityClassName: str | None = None
     schedulerName: str | None = None
     nodeName: str | None = None
@@ -224,3 +237,21 @@ def pod_view(pod: Pod) -> PodView:
     )
 
 
+def object_schemas(ref_template: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """JSON Schemas of a Pod and a Node as the codec reads them, derived by msgspec from the
+    very types that decode them (fields, types, nullability, bounds), so a published API
+    description cannot drift from the decoder: ``(pod, node, components)``, the first two
+    being ``$ref``s into ``components`` written with ``ref_template`` (``...{name}``).
+
+    Fields the codec does not read are not listed and are allowed (Kubernetes objects carry
+    many more). A Pod without ``metadata`` and a Node without a name are rejected by the
+    decoding functions above, so the schemas require them too.
+    """
+    (pod, node), components = msgspec.json.schema_components((Pod, Node), ref_template=ref_template)
+    meta_ref = {"$ref": ref_template.format(name="Meta")}
+    components["Pod"]["properties"]["metadata"] = meta_ref
+    components["Pod"]["required"] = ["metadata"]
+    named_meta = {"allOf": [meta_ref, {"required": ["name"], "properties": {"name": {"minLength": 1}}}]}
+    components["Node"]["properties"]["metadata"] = named_meta
+    components["Node"]["required"] = ["metadata"]
+    return pod, node, components

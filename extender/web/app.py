@@ -16,6 +16,7 @@ from extender.kube.seen import SeenNodes
 from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
+from extender.web.openapi import openapi_blueprint
 from extender.web.routes import Health, Readiness, handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
 
 log = logging.getLogger("extender")
@@ -107,10 +108,14 @@ def create_app(
         log.info("Kubernetes API: %s; caches: %s", cluster.config.source, ", ".join(r.name for r in cluster.reflectors) or "none")
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Every method a route does not take is a JSON 405 naming the one it does; Flask's
+    # automatic OPTIONS answer would list the wrong-method handlers as allowed.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["extender.service"] = service
     app.extensions["extender.cluster"] = cluster
     app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
     app.register_blueprint(probes_blueprint(_unless_draining(readiness or _always_ready, draining), health))
+    app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.http import parse_options_header
 
 from extender import __version__
 from extender.codec.common import WireError, encode_json
@@ -18,6 +19,16 @@ from extender.web.errors import json_error
 log = logging.getLogger("extender.http")
 
 VERBS = ("filter", "prioritize", "preempt", "bind")
+#: methods a verb answers with 405 itself (the rest get Werkzeug's 405, made JSON below)
+_WRONG_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+JSON = "application/json"
+#: what each verb's body is, in kube-scheduler's terms (protocol.md §1)
+_ARGS = {
+    "filter": "ExtenderArgs",
+    "prioritize": "ExtenderArgs",
+    "preempt": "ExtenderPreemptionArgs",
+    "bind": "ExtenderBindingArgs",
+}
 Readiness = Callable[[], tuple[bool, str]]
 Health = Callable[[], dict[str, Any]]
 
@@ -39,6 +50,10 @@ def verbs_blueprint(url_prefix: str, max_body_bytes: int) -> Blueprint:
     def call_verb(verb: str) -> Response:
         if verb not in VERBS:
             return json_error(404, f"unknown verb {verb!r}: this extender serves {', '.join(VERBS)}")
+        # the WSGI variable: a tenth of the cost of request.headers' lookup
+        unsupported = _unsupported_content_type(request.environ.get("CONTENT_TYPE"))
+        if unsupported:
+            return json_error(415, f"{verb}: {unsupported}")
         body = read_body(request, max_body_bytes)
         service = _service()
         handler = getattr(service, verb)
@@ -48,15 +63,28 @@ def verbs_blueprint(url_prefix: str, max_body_bytes: int) -> Blueprint:
             log.info("rejected %s request: %s", verb, exc)
             return json_error(400, f"{verb}: {exc}")
 
-    @bp.route("/<path:verb>", methods=["GET", "PUT", "PATCH", "DELETE"])
+    @bp.route("/<path:verb>", methods=_WRONG_METHODS)
     def wrong_method(verb: str) -> Response:
         if verb not in VERBS:
             return json_error(404, f"unknown verb {verb!r}: this extender serves {', '.join(VERBS)}")
-        response = json_error(405, f"{verb} takes POST with a JSON body (kube-scheduler's ExtenderArgs)")
+        response = json_error(405, f"{verb} takes POST with a JSON body (kube-scheduler's {_ARGS[verb]})")
         response.headers["Allow"] = "POST"
         return response
 
     return bp
+
+
+def _unsupported_content_type(value: str | None) -> str | None:
+    """Why a request's Content-Type is refused, or None: JSON (UTF-8, the only charset JSON
+    has) or none at all (curl -d --data-binary without -H, hand-written clients) is fine."""
+    if not value or value == JSON:  # kube-scheduler sends exactly "application/json"
+        return None
+    mimetype, options = parse_options_header(value)
+    charset = options.get("charset", "utf-8").lower()
+    if mimetype.lower() == JSON and charset in ("utf-8", "utf8"):
+        return None
+    shown = value if len(value) <= 100 else f"{value[:100]}..."
+    return f"unsupported Content-Type {shown!r}: send {JSON} (UTF-8)"
 
 
 def probes_blueprint(readiness: Readiness, health: Health) -> Blueprint:
@@ -110,7 +138,13 @@ def handle_http_error(exc: HTTPException) -> Response:
         message = f"{request.method} is not allowed on {request.path}"
     else:
         message = exc.description or exc.name
-    return json_error(status, message)
+    response = json_error(status, message)
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        # Only the verbs take POST, and they take nothing else: the rule answering wrong
+        # methods of a verb is not a method the verb allows.
+        allowed = ["POST"] if "POST" in exc.valid_methods else sorted(exc.valid_methods)
+        response.headers["Allow"] = ", ".join(allowed)
+    return response
 
 
 def handle_unexpected(exc: Exception) -> Response:
