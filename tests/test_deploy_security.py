@@ -59,6 +59,7 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
         "second-scheduler": render(DEPLOY / "second-scheduler"),
         "extender+policy": overlay("extender", "extender", ["network-policy"]),
         "node-cache+policy": overlay("node-cache", "node-cache", ["network-policy", "network-policy-api-server"]),
+        "node-cache+tls": overlay("node-cache-tls", "node-cache", ["tls", "network-policy", "network-policy-api-server"]),
     }
 
 
