@@ -18,7 +18,8 @@ from pathlib import Path
 
 from tests.conftest import eventually, fixture
 from tests.kube.fake_apiserver import TOO_MANY_REQUESTS_TEXT, FakeApiServer
-from tests.kube.live import Live, live_extender, write_kubeconfig
+from tests.kube.live import live_extender, write_kubeconfig
+from tests.live_server import Server
 from tests.kube.test_binder import BINDING, RBAC_DENIAL
 from tests.kube.test_names_mode import POLICY
 from tests.kube.test_readiness import WATCH_DENIED
@@ -31,7 +32,7 @@ WHERE = "binding pod default/gpu-1 to node node-00002"
 class Transcript:
     """Everything the server said over HTTP, to search with its log."""
 
-    def __init__(self, live: Live) -> None:
+    def __init__(self, live: Server) -> None:
         self.live = live
         self.said: list[str] = []
 
@@ -58,7 +59,7 @@ def watch_fails(api: FakeApiServer, talk: Transcript, status: int, logged: str, 
     api.clear_faults()
 
 
-def assert_never_said(secrets: list[str], live: Live, talk: Transcript) -> None:
+def assert_never_said(secrets: list[str], live: Server, talk: Transcript) -> None:
     output = live.output()
     for secret in secrets:
         assert secret not in output, "a credential in the log"

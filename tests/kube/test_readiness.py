@@ -26,7 +26,8 @@ from extender.settings import Settings
 from extender.web import create_app
 from tests.conftest import eventually, fixture
 from tests.kube.fake_apiserver import FakeApiServer
-from tests.kube.live import Live, live_extender, write_kubeconfig
+from tests.kube.live import live_extender, write_kubeconfig
+from tests.live_server import Server
 from tests.kube.test_names_mode import GPU_POOL, POLICY, cluster_for
 from tests.test_server import free_port
 
@@ -194,7 +195,7 @@ def test_api_connections_detect_a_silent_peer_with_tcp_keepalive(app: tuple[Flas
 # -- through the real server -----------------------------------------------------------------------
 
 
-def readyz(live: Live) -> tuple[int, str]:
+def readyz(live: Server) -> tuple[int, str]:
     response = live.get("/readyz")
     return response.status_code, response.json()["detail"]
 

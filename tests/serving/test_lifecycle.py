@@ -13,7 +13,7 @@ import requests
 
 from extender import gunicorn_conf
 from tests.conftest import eventually, fixture
-from tests.serving.conftest import raw, read_response, running_server
+from tests.live_server import raw, read_response, running_server
 
 FILTER = fixture("kube-scheduler-v1.30", "full-nodes", "00001-filter-web-1")
 HEAD = b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"

@@ -16,7 +16,7 @@ import requests
 
 from tests.conftest import eventually, fixture, request_line, scheduler_fixtures
 from tests.pki import CertificateAuthority, Leaf
-from tests.serving.conftest import Server, read_response, running_server
+from tests.live_server import Server, read_response, running_server
 from tests.test_server import free_port
 
 FILTER = fixture("kube-scheduler-v1.30", "full-nodes", "00001-filter-web-1")

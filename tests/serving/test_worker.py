@@ -13,7 +13,7 @@ import requests
 
 from benchmarks import payloads
 from tests.conftest import fixture
-from tests.serving.conftest import Server, closed_by_peer, json_error, raw, read_response, running_server
+from tests.live_server import Server, closed_by_peer, json_error, raw, read_response, running_server
 
 FILTER = fixture("kube-scheduler-v1.30", "full-nodes", "00001-filter-web-1")
 HEAD = b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -1,4 +1,7 @@
-"""Real ``extender serve`` processes on loopback ports, and raw-socket clients for them."""
+"""Real ``extender serve`` processes on loopback ports, and raw-socket clients for them.
+
+The one place tests start the service as an operator runs it (the CLI, gunicorn, the
+workers); tests/kube/live.py adds the kubeconfig and cache flags for the API tests."""
 
 from __future__ import annotations
 
@@ -32,12 +35,23 @@ class Server:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
+    def get(self, path: str) -> requests.Response:
+        return requests.get(f"{self.url}{path}", timeout=10)
+
+    def post(self, verb: str, body: bytes) -> requests.Response:
+        return requests.post(f"{self.url}/scheduler/{verb}", data=body, timeout=10)
+
+    def ready(self) -> bool:
+        return self.get("/readyz").status_code == 200
+
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
         return [int(pid) for pid in children]
 
     def log_text(self) -> str:
-        return self.log.read_text()
+        return self.log.read_text(errors="replace")
+
+    output = log_text
 
 
 @contextmanager
@@ -74,8 +88,12 @@ def running_server(
         yield server
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # a graceful stop flushes the log
+            try:
+                process.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def raw(port: int, data: bytes = b"", timeout: float = 10) -> socket.socket:
