@@ -14,8 +14,12 @@ def test_a_short_mixed_soak_has_no_unexpected_answer_and_leaks_nothing() -> None
     assert report.requests == 4000
     assert set(report.by_kind) == {kind.name for kind in soak.mix({("default", "gpu-1"): "uid"})}, "every kind was sent"
     assert report.oversize_refused > 0 and report.tricklers_refused > 0, "slow and oversize clients were refused"
-    # Descriptors are counted with every client connection closed: they must not grow at all
-    # beyond the API connections a worker opens once (the binder's pooled connection).
-    assert summary["fd_growth_max"] <= 2, summary["fds_first_last"]
+    # Descriptors are counted with every client connection closed. A worker opens its API
+    # connections lazily (the binder's pool: one per bind in flight at once, up to 4 here), so
+    # they may still grow during the first batch; after that, flat. A leak grows with the
+    # requests: thousands here.
+    second, last = report.samples[1].fds, report.samples[-1].fds
+    assert all(last[p] - second[p] <= 1 for p in second), (second, last)
+    assert summary["fd_growth_max"] <= 6, summary["fds_first_last"]
     # The heap settles within the first thousands of requests (100k measured: +1.6 MiB).
     assert summary["rss_growth_mib_max"] < 16, summary["rss_mib_first_last"]
