@@ -110,6 +110,21 @@ def test_nesting_kubernetes_objects_use_is_fine() -> None:
     assert post("filter", body({**VALID["filter"], "Pod": pod})).status_code == 200
 
 
+def test_invalid_utf8_where_a_large_full_node_filter_does_not_decode_is_still_a_400() -> None:
+    # Filter echoes Node objects byte for byte: bytes it does not decode (here an image name)
+    # must still be valid UTF-8, or the answer it echoes would be invalid JSON.
+    from benchmarks import payloads
+
+    body = payloads.full_nodes(100).body
+    at = body.index(b'"names":["') + len(b'"names":["')
+    broken = body[:at] + b"\xff" + body[at:]
+    for verb in ("filter", "prioritize"):
+        response = CLIENT.post(f"/scheduler/{verb}", data=broken, content_type="application/json")
+        assert response.status_code == 400, (verb, response.data[:200])
+        assert json.loads(response.data)["error"] in (f"{verb}: request body: invalid UTF-8 at byte {at}",
+                                                       f"{verb}: request body is not valid JSON: invalid character (byte {at})")
+
+
 # -- duplicate keys ----------------------------------------------------------------------------
 
 

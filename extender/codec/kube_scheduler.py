@@ -19,7 +19,7 @@ import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from extender.codec.common import Body, WireError, decode, is_null, locate, too_deep
-from extender.codec.duplicates import FULL_CHECK_BYTES, check_unique_keys
+from extender.codec.duplicates import FULL_CHECK_BYTES, FULL_NODE_CHECK_BYTES, check_unique_keys
 from extender.codec.objects import Int64, Name, Namespace, Node, decode_nodes, decode_pod, node_view
 from extender.engine.decisions import Victims
 from extender.view import NodeView, PodView
@@ -167,10 +167,22 @@ def _require_pod(raw: Raw) -> PodView:
 
 
 def decode_extender_args(body: Body) -> ExtenderArgs:
-    """Decode a filter or prioritize request body."""
+    """Decode a filter or prioritize request body. A full-node body must be valid UTF-8
+    throughout, not only where it is decoded: filter echoes its Node objects' bytes."""
     args, envelope = _extender_args(body)
     _check_keys(body, envelope, _ARGS_KEYS)
+    if args.full_nodes and len(body) > FULL_NODE_CHECK_BYTES:  # smaller ones were read whole
+        _check_utf8(body)
     return args
+
+
+def _check_utf8(body: Body) -> None:
+    # JSON is UTF-8 (RFC 8259). msgspec validates the strings it decodes but skips the rest of
+    # a node, which filter echoes; 0.56 ms per 7 MB (1000 nodes).
+    try:
+        str(body, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireError(f"request body: invalid UTF-8 at byte {exc.start}") from None
 
 
 def _extender_args(body: Body) -> tuple[ExtenderArgs, _ExtenderArgs]:
@@ -205,6 +217,8 @@ def decode_scoring_args(body: Body) -> ScoringArgs:
     views = _typed_views(args)
     if views is not None:
         _check_keys(body, args, _ARGS_KEYS)
+        if len(body) > FULL_NODE_CHECK_BYTES:  # smaller ones were read whole
+            _check_utf8(body)
         return ScoringArgs(pod, views, None)
     if args.NodeNames is not None and not isinstance(args.NodeNames, UnsetType):
         _check_keys(body, args, _ARGS_KEYS)
@@ -214,18 +228,28 @@ def decode_scoring_args(body: Body) -> ScoringArgs:
 
 def _check_keys(body: Body, args: _ExtenderArgs | _ScoringArgs | _PreemptionArgs | None, keys: tuple[str, ...]) -> None:
     """Reject repeated keys (``keys``: the envelope's, which match case-insensitively):
-    every object of a body up to FULL_CHECK_BYTES, the Pod object of a larger one
-    (full-node requests: their Node objects are echoed as received).
+    every object of a body up to FULL_CHECK_BYTES (FULL_NODE_CHECK_BYTES with Node objects:
+    a hand-written request of a few nodes), the Pod object of a larger one (the Node
+    objects of kube-scheduler's full-node requests are echoed as received: scanning the 8
+    recorded ones alone cost 0.37 ms, all but 10 us of the request's decoding).
 
     A names-mode envelope exactly as kube-scheduler writes it is proven free of them by its
     length, so only its Pod is scanned: for 5000 names ~20 us plus ~25 us to sum their
     lengths, instead of ~200 us for the whole body.
     """
     pod = args.Pod if args is not None else _ABSENT
-    if len(pod) and (len(body) > FULL_CHECK_BYTES or _canonical_names_envelope(body, args)):
+    limit = FULL_NODE_CHECK_BYTES if _full_nodes(args) else FULL_CHECK_BYTES
+    if len(pod) and (len(body) > limit or _canonical_names_envelope(body, args)):
         check_unique_keys(pod, "Pod")
-    elif len(body) <= FULL_CHECK_BYTES:
+    elif len(body) <= limit:
         check_unique_keys(body, "body", keys)
+
+
+def _full_nodes(args: object) -> bool:
+    """Whether a filter/prioritize request carries Node objects (full-node mode)."""
+    if not isinstance(args, (_ExtenderArgs, _ScoringArgs)):
+        return False
+    return args.Nodes is not None and not isinstance(args.Nodes, UnsetType)
 
 
 def _canonical_names_envelope(body: Body, args: object) -> bool:
