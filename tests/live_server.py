@@ -21,7 +21,7 @@ import requests
 
 from tests.test_server import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 
 
 @dataclass
