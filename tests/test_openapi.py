@@ -7,7 +7,6 @@ bodies, schema-violating requests rejected, wrong methods answered 405 with Allo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import schemathesis
 
 from extender.settings import Settings
 from tests.conftest import fixture_id, make_app, request_line, scheduler_fixtures
-from tests.test_server import free_port, wait_ready
+from tests.live_server import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = make_app().test_client()
@@ -143,24 +142,12 @@ MAX_EXAMPLES = 50
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``extender serve`` on the example production policy (every built-in rule type)."""
-    log = tmp_path_factory.mktemp("openapi") / "server.log"
-    port = free_port()
-    env = {**os.environ, "EXTENDER_POLICY": str(ROOT / "deploy" / "extender" / "policy.yaml")}
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "extender", "serve", "--port", str(port), "--workers", "2", "--threads", "4"],
-            stdout=sink, stderr=subprocess.STDOUT, text=True, env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
-        yield url
-        text = log.read_text()
+    policy = ROOT / "deploy" / "extender" / "policy.yaml"
+    with running_server(tmp_path_factory.mktemp("openapi"), "--policy", str(policy), "--workers", "2") as server:
+        yield server.url
+        text = server.log_text()
         assert "Traceback" not in text and "internal error" not in text, text[-5000:]
         assert text.count("Booting worker") == 2, "a worker died and was replaced"
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_schemathesis_finds_nothing_wrong_with_the_live_server(live_server: str, tmp_path: Path) -> None:
