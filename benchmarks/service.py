@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -47,30 +49,31 @@ class RunningService:
 
 
 @contextmanager
-def serve(policy: Path, *args: str, workers: int = 2, threads: int = 4, ready_timeout: float = 120) -> Iterator[RunningService]:
-    """Run ``extender serve`` until the context exits; wait for /readyz."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXTENDER_", "KUBERNETES_"))}
-    env["EXTENDER_LOG_LEVEL"] = "warning"  # a log line per request would measure the terminal
-    process = subprocess.Popen(
-        [sys.executable, "-m", "extender", "serve", "--port", str(port), "--policy", str(policy),
-         "--workers", str(workers), "--threads", str(threads), *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def running(
+    command: list[str], port: int, *, env: dict[str, str] | None = None, workers: int | None = None,
+    ready_timeout: float = 120,
+) -> Iterator[RunningService]:
+    """Run ``command`` (a server on ``port``) until the context exits; wait for /readyz (and
+    for ``workers`` worker processes, if given). The environment loses EXTENDER_* and
+    KUBERNETES_* variables, gains ``env``, and logs at warning: a log line per request would
+    measure the terminal."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EXTENDER_", "KUBERNETES_"))}
+    environment.update(EXTENDER_LOG_LEVEL="warning", **(env or {}))
+    process = subprocess.Popen(command, env=environment, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     running = RunningService(process, port)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"extender serve exited with {process.returncode}")
+                raise RuntimeError(f"{' '.join(command[:4])} exited with {process.returncode}")
             try:
                 with urllib.request.urlopen(f"{running.url}/readyz", timeout=2) as response:
-                    if response.status == 200 and len(running.worker_pids()) == workers:
+                    if response.status == 200 and (workers is None or len(running.worker_pids()) == workers):
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("extender serve did not become ready")
+                raise RuntimeError("the server did not become ready")
             time.sleep(0.2)
         yield running
     finally:
@@ -79,3 +82,13 @@ def serve(policy: Path, *args: str, workers: int = 2, threads: int = 4, ready_ti
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def serve(policy: Path, *args: str, workers: int = 2, threads: int = 4, ready_timeout: float = 120) -> Iterator[RunningService]:
+    """Run ``extender serve`` until the context exits; wait for /readyz."""
+    port = free_port()
+    command = [sys.executable, "-m", "extender", "serve", "--port", str(port), "--policy", str(policy),
+               "--workers", str(workers), "--threads", str(threads), *args]
+    with running(command, port, workers=workers, ready_timeout=ready_timeout) as service:
+        yield service

@@ -4,21 +4,18 @@ the extender's own requests, to choose the shipped configuration by measurement.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from benchmarks import payloads
 from benchmarks.driver import concurrent, sequential
-from benchmarks.service import free_port
+from benchmarks.service import free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "deploy" / "extender" / "policy.yaml"
 CONFIGS = [
-    ("gthread w2 t4 (shipped)", ["-k", "gthread", "-w", "2", "--threads", "4"]),
+    ("buffering w2 t4 (shipped)", ["-k", "extender.serving.worker.BufferingWorker", "-w", "2", "--threads", "4"]),
+    ("gthread w2 t4", ["-k", "gthread", "-w", "2", "--threads", "4"]),
     ("gthread w2 t1", ["-k", "gthread", "-w", "2", "--threads", "1"]),
     ("gthread w1 t4", ["-k", "gthread", "-w", "1", "--threads", "4"]),
     ("sync w2", ["-k", "sync", "-w", "2"]),
@@ -27,20 +24,9 @@ CONFIGS = [
 
 def run(label: str, args: list[str], requests: int) -> list[str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXTENDER_")}
-    env.update(EXTENDER_POLICY=str(POLICY), EXTENDER_LOG_LEVEL="warning")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:extender.gunicorn_conf", *args,
-         "-b", f"127.0.0.1:{port}", "extender.web:create_app()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:extender.gunicorn_conf", *args,
+               "-b", f"127.0.0.1:{port}", "extender.web:create_app()"]
+    with running(command, port, env={"EXTENDER_POLICY": str(POLICY)}):
         big, small = payloads.full_nodes(1000).body, payloads.full_nodes(100).body
         cells = [label]
         try:
@@ -55,9 +41,6 @@ def run(label: str, args: list[str], requests: int) -> list[str]:
         except RuntimeError as exc:  # sync closes every connection: the driver insists on keep-alive
             cells.extend([f"n/a: {exc}"] * (5 - len(cells)))
         return cells
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def main() -> int:

@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.service import free_port
+from benchmarks.service import free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = (ROOT / "tests/fixtures/kube-scheduler-v1.30/full-nodes/00001-filter-web-1.request.json").read_bytes()
@@ -173,21 +170,12 @@ def run(config: Config, requests: int, attackers: int, seconds: float) -> Result
         result.note = f"not measured: {config.needs} is not installed (pip install 'gunicorn[{config.needs}]')"
         return result
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXTENDER_")}
-    env["EXTENDER_LOG_LEVEL"] = "warning"
     if config.gunicorn is None:
         command = [sys.executable, "-m", "extender", "serve", "--port", str(port)]
     else:
         command = [sys.executable, "-m", "gunicorn", "-c", "python:extender.gunicorn_conf", *config.gunicorn,
                    "-b", f"127.0.0.1:{port}", "extender.web:create_app()"]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with running(command, port):
         measure(port, 20, Result(""), attack=False)  # warm-up
         idle = measure(port, requests, result, attack=False)
         result.idle_p50_ms, result.idle_p99_ms = statistics.median(idle) * 1000, _p(idle, 99)
@@ -202,12 +190,6 @@ def run(config: Config, requests: int, attackers: int, seconds: float) -> Result
         if attacked:
             result.attack_p50_ms, result.attack_p99_ms = statistics.median(attacked) * 1000, _p(attacked, 99)
         return result
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _ms(value: float | None) -> str:
