@@ -152,10 +152,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                 continue
             if not self.keepalived_conns:
                 return  # every other connection is being answered by a thread
-            idle = self.keepalived_conns.popleft()
-            self._unregister(idle)
-            self.nr_conns -= 1
-            idle.close()
+            self._close(self.keepalived_conns.popleft())
 
     def on_readable(self, conn: Conn, _fileobj: Any = None) -> None:
         """Take what the connection has; queue the request for a thread once it is whole."""
