@@ -63,6 +63,13 @@ class OwnerReference(msgspec.Struct, frozen=True, gc=False):
     controller: bool = False
 
 
+class NodeAddress(msgspec.Struct, frozen=True, gc=False):
+    """A node address (``status.addresses[]``): ``type`` is InternalIP, ExternalIP, Hostname, ..."""
+
+    type: str = ""
+    address: str = ""
+
+
 class NodeSystemInfo(msgspec.Struct, frozen=True, gc=False, rename="camel"):
     """``status.nodeInfo``: kubelet-reported versions and platform."""
 
@@ -138,6 +145,7 @@ class NodeView:
         "conditions",
         "node_info",
         "provider_id",
+        "addresses",
         "owner_references",
         "_creation_timestamp",
         "_allocatable",
@@ -165,6 +173,7 @@ class NodeView:
         node_info: NodeSystemInfo = _EMPTY_INFO,
         provider_id: str = "",
         resource_version: str = "",
+        addresses: tuple[NodeAddress, ...] = (),
     ) -> None:
         self.name = name
         self.uid = uid
@@ -178,6 +187,8 @@ class NodeView:
         self.conditions = conditions
         self.node_info = node_info
         self.provider_id = provider_id
+        #: ``status.addresses``: what metric sources map an ``instance`` address through
+        self.addresses = addresses
         self._creation_timestamp: str | datetime | None = creation_timestamp
         self._raw_allocatable = allocatable
         self._raw_capacity = capacity

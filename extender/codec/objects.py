@@ -19,6 +19,7 @@ from extender.codec.common import WireError, decode
 from extender.view import (
     Condition,
     ContainerResources,
+    NodeAddress,
     NodeSystemInfo,
     NodeView,
     OwnerReference,
@@ -65,6 +66,7 @@ class NodeStatus(Struct, gc=False):
     allocatable: Quantities | None = None
     conditions: tuple[Condition, ...] | None = None
     nodeInfo: NodeSystemInfo | None = None
+    addresses: tuple[NodeAddress, ...] | None = None
 
 
 class Node(Struct, gc=False):
@@ -175,6 +177,7 @@ def node_view(node: Node, *, compact: bool = False) -> NodeView:
         node_info=info,
         provider_id=spec.providerID or "",
         resource_version=meta.resourceVersion,
+        addresses=status.addresses or (),
     )
 
 

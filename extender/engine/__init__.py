@@ -9,7 +9,7 @@ from extender.engine.decisions import (
     Victims,
 )
 from extender.engine.engine import Engine
-from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy, PodScope
+from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy, PodScope, SourceSpec
 
 __all__ = [
     "ConfiguredPredicate",
@@ -23,5 +23,6 @@ __all__ = [
     "RuleFailure",
     "ScoreDecision",
     "UnknownCandidates",
+    "SourceSpec",
     "Victims",
 ]

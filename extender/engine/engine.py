@@ -23,7 +23,7 @@ from extender.engine.decisions import (
 )
 from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy
 from extender.engine.scoring import NEUTRAL_SCORE, normalised_column, score_columns
-from extender.sdk.rules import Context, Rejection, Rule
+from extender.sdk.rules import NEUTRAL, Context, Rejection, Rule
 from extender.view import NodeView, PodView
 
 R = TypeVar("R", bound=Rule)
@@ -327,7 +327,7 @@ class Engine:
                 continue
             try:
                 value = rule.rule.score(pod, node, ctx)
-                if value is not None and not math.isfinite(value):
+                if value is not None and value is not NEUTRAL and not math.isfinite(value):
                     raise ValueError(f"score {value!r} is not a finite number")
             except Exception as exc:
                 failures.record(rule, exc, "neutral score" if rule.on_error == "allow" else "lowest score")

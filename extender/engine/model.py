@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar
 
 from extender.k8s.selectors import LabelSelector
+from extender.measured import MetricRef
 from extender.sdk.rules import Predicate, Priority, Rule
 from extender.view import PodView
 
@@ -60,6 +62,27 @@ ConfiguredPredicate = ConfiguredRule[Predicate]
 ConfiguredPriority = ConfiguredRule[Priority]
 
 
+SourceType = Literal["prometheus", "metrics-server", "node-annotations"]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A metric source as the policy's ``sources:`` declares it (validated; not yet running).
+
+    ``options`` holds the type's own settings as its schema in ``extender.policy.sources``
+    loaded them (e.g. Prometheus' URL, auth and node mapping). ``keys`` are the metrics the
+    policy's rules read from it: its refresher fetches exactly these.
+    """
+
+    name: str
+    type: SourceType
+    refresh_interval: float = 15.0
+    max_age: float = 120.0
+    timeout: float = 2.0
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    keys: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class Policy:
     """Everything the engine needs, validated at construction (see :mod:`extender.policy`)."""
@@ -68,5 +91,13 @@ class Policy:
     predicates: Sequence[ConfiguredPredicate] = ()
     priorities: Sequence[ConfiguredPriority] = ()
     bind_enabled: bool = False
+    #: metric sources by name (only those some enabled rule reads are started)
+    sources: Mapping[str, SourceSpec] = field(default_factory=lambda: MappingProxyType({}))
     source: str = "<inline>"
     digest: str = ""
+
+    @property
+    def metrics(self) -> frozenset[MetricRef]:
+        """Every metric the policy's rules read."""
+        rules: list[ConfiguredRule[Any]] = [*self.predicates, *self.priorities]
+        return frozenset(ref for rule in rules for ref in rule.rule.metrics())

@@ -3,7 +3,8 @@
 1. Each priority returns a raw score per node on its own scale (higher is better).
 2. Per priority, raw scores are min-max normalised across the candidate nodes to 0..10:
    ``10 * (raw - min) / (max - min)``. If every valued node has the same raw score they
-   all get 10. A node with no value (the rule returned None) gets 0.
+   all get 10. A node with no value (the rule returned None) gets 0; a node the rule
+   returned NEUTRAL for gets 5 and takes no part in the min and max.
 3. Per node, the enforced priorities are combined as a weighted average
    ``sum(weight_i * normalised_i) / sum(weight_i)`` and rounded half up to an integer,
    which stays within 0..10 (kube-scheduler's MaxExtenderPriority).
@@ -17,23 +18,29 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from extender.sdk.rules import MAX_SCORE
+from extender.sdk.rules import MAX_SCORE, NEUTRAL
 
 MIN_SCORE = 0
 #: normalised score given to a node when a priority failed on it with ``onError: allow``
 NEUTRAL_SCORE = MAX_SCORE / 2
 
 
-def normalise(raw: Sequence[float | None]) -> list[float]:
-    """Min-max normalise raw scores to 0..10; None (no value) maps to 0."""
-    values = [v for v in raw if v is not None]
+def normalise(raw: Sequence[Any]) -> list[float]:
+    """Min-max normalise raw scores to 0..10; None (no value) maps to 0, NEUTRAL to 5."""
+    values = [v for v in raw if v is not None and v is not NEUTRAL]
     if not values:
-        return [float(MIN_SCORE)] * len(raw)
+        return [NEUTRAL_SCORE if v is NEUTRAL else float(MIN_SCORE) for v in raw]
     low, high = min(values), max(values)
-    if high == low:
-        return [float(MAX_SCORE) if v is not None else float(MIN_SCORE) for v in raw]
     span = high - low
-    return [float(MIN_SCORE) if v is None else MAX_SCORE * (v - low) / span for v in raw]
+
+    def scaled(v: Any) -> float:
+        if v is None:
+            return float(MIN_SCORE)
+        if v is NEUTRAL:
+            return NEUTRAL_SCORE
+        return float(MAX_SCORE) if span == 0 else MAX_SCORE * (v - low) / span
+
+    return [scaled(v) for v in raw]
 
 
 def round_half_up(value: float) -> int:
@@ -101,7 +108,7 @@ def score_columns(
             low, high = min(column), max(column)
         except TypeError:
             return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
-        if low is None or low is failed:  # a one-node column
+        if low is None or low is failed or low is NEUTRAL or high is NEUTRAL:  # e.g. a one-node column
             return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
         if high == low:
             offset += MAX_SCORE * weight / total_weight  # every node gets 10

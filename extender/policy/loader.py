@@ -7,6 +7,7 @@ Every problem is collected (not just the first) and reported with its field path
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,12 @@ import yaml
 from marshmallow import ValidationError
 
 import extender.rules  # noqa: F401  (registers the built-in rules)
-from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy, PodScope
+from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy, PodScope, SourceSpec
 from extender.k8s.selectors import LabelSelector
 from extender.k8s.yamlfmt import describe_yaml_error
 from extender.policy.errors import PolicyError, flatten
 from extender.policy.schema import PolicySchema
+from extender.policy.sources import load_sources
 from extender.sdk.registry import Kind, UnknownRuleError, resolve
 from extender.sdk.rules import Rule
 
@@ -60,8 +62,14 @@ def load_policy_text(text: str, source: str = "<inline>") -> Policy:
     except ValidationError as exc:
         problems.extend(flatten(exc.messages))
         data = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+    try:
+        sources = load_sources(document.get("sources"))
+    except ValidationError as exc:
+        problems.extend(flatten(exc.messages, "sources"))
+        sources = {}
     predicates = _build_rules("predicate", "predicates", document, data, problems)
     priorities = _build_rules("priority", "priorities", document, data, problems)
+    sources = _bind_metrics(sources, [("predicates", predicates), ("priorities", priorities)], problems)
     if problems:
         raise PolicyError(problems, source)
     scope = data["scope"]
@@ -75,9 +83,30 @@ def load_policy_text(text: str, source: str = "<inline>") -> Policy:
         predicates=tuple(predicates),  # type: ignore[arg-type]
         priorities=tuple(priorities),  # type: ignore[arg-type]
         bind_enabled=data["bind"]["enabled"],
+        sources=sources,
         source=source,
         digest=hashlib.sha256(text.encode()).hexdigest()[:16],
     )
+
+
+def _bind_metrics(
+    sources: dict[str, SourceSpec], sections: list[tuple[str, list[ConfiguredRule[Rule]]]], problems: list[str]
+) -> dict[str, SourceSpec]:
+    """Give each source the metric keys the enabled rules read; report rules naming a
+    source the policy does not define. Sources no rule reads are left out (not started)."""
+    keys: dict[str, set[str]] = {}
+    for section, rules in sections:
+        for rule in rules:
+            for ref in rule.rule.metrics():
+                if ref.source not in sources:
+                    defined = ", ".join(sorted(sources)) or "none"
+                    problems.append(
+                        f"{section}[{rule.name}].params: reads {ref.key!r} from source {ref.source!r}, "
+                        f"which sources: does not define (defined: {defined})"
+                    )
+                    continue
+                keys.setdefault(ref.source, set()).add(ref.key)
+    return {name: replace(spec, keys=frozenset(keys[name])) for name, spec in sources.items() if name in keys}
 
 
 def _build_rules(

@@ -59,6 +59,8 @@ class PolicySchema(Schema):
     predicates = fields.List(fields.Nested(PredicateSchema), load_default=list)
     priorities = fields.List(fields.Nested(PrioritySchema), load_default=list)
     bind = fields.Nested(BindSchema, load_default=lambda: {"enabled": False})
+    #: checked by extender.policy.sources (each type has its own keys)
+    sources = fields.Raw(load_default=None)
 
     @validates_schema(skip_on_field_errors=False)
     def _unique_names(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -6,13 +6,22 @@ See README "Writing a rule".
 """
 
 from extender.sdk.registry import ENTRY_POINT_GROUP, UnknownRuleError, known_types, predicate, priority, resolve
-from extender.sdk.rules import Context, NoParams, Predicate, Priority, Rejection, Rule
+from extender.measured import InFlight, LoadView, MetricRef, OnStale, Sample, StaticLoad, fresh
+from extender.sdk.rules import NEUTRAL, Context, NoParams, Predicate, Priority, Rejection, Rule
 from extender.view import Condition, NodeSystemInfo, NodeView, OwnerReference, PodView, Taint, Toleration
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Condition",
     "Context",
+    "InFlight",
+    "LoadView",
+    "MetricRef",
+    "NEUTRAL",
+    "OnStale",
+    "Sample",
+    "StaticLoad",
+    "fresh",
     "NoParams",
     "NodeSystemInfo",
     "NodeView",

@@ -7,13 +7,14 @@ concurrently from several request threads: keep per-request state out of ``self`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from marshmallow import Schema
 
+from extender.measured import NO_LOAD, LoadView, MetricRef
 from extender.view import NodeView, PodView
 
 
@@ -28,9 +29,31 @@ class NoParams(Schema):
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Per-request facts shared by every rule: the time the request is evaluated at."""
+    """Per-request facts shared by every rule: the time the request is evaluated at, and
+    measured node load (samples and in-flight placements; empty without sources)."""
 
     now: datetime
+    load: LoadView = NO_LOAD
+
+
+class _Neutral:
+    """The type of :data:`NEUTRAL`."""
+
+    _instance: _Neutral | None = None
+
+    def __new__(cls) -> _Neutral:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NEUTRAL"
+
+
+#: what :meth:`Priority.score` returns for a node it has no opinion on (e.g. its load
+#: datum is stale and ``onStale: neutral``): the node gets the middle normalised score (5),
+#: and the other nodes are normalised among themselves
+NEUTRAL: Final = _Neutral()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,11 @@ class Rule(ABC):
 
     def __init__(self, params: Any = None) -> None:
         self.params: Any = params if params is not None else {}
+
+    def metrics(self) -> Sequence[MetricRef]:
+        """The metrics this rule reads through ``ctx.load`` (the policy loader checks their
+        sources exist; the sources' refreshers fetch them). Rules that read none return ()."""
+        return ()
 
     def applies_to(self, pod: PodView, ctx: Context) -> bool:
         """Whether the rule has an opinion about this pod at all (checked once per request)."""
@@ -93,10 +121,11 @@ class Priority(Rule):
     The engine normalises each priority to 0..10 across the candidate nodes, so a rule
     never needs to know the other nodes. Return None when the rule has no value for a
     node (e.g. a missing label): that node gets the rule's lowest normalised score.
+    Return :data:`NEUTRAL` for the middle score (5) instead.
     """
 
     @abstractmethod
-    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | None:
+    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | _Neutral | None:
         """Raw score of ``node`` for ``pod``; higher is better."""
 
 

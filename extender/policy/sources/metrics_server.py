@@ -1,0 +1,9 @@
+"""Options of a ``type: metrics-server`` source (metrics.k8s.io through the API client)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema
+
+
+class MetricsServerOptionsSchema(Schema):
+    """No options of its own yet: it reads ``/apis/metrics.k8s.io/v1beta1/nodes``."""
