@@ -51,6 +51,9 @@ class ClusterState:
         self.nodes: NodeStore | None = None
         self.pods: PodStore | None = None
         self.binder: KubeBinder | None = None
+        #: pods bound per node over time, for in-flight accounting (extender.load.binds);
+        #: None until that store exists
+        self.binds: Any = None  # extender.kube.binds.BindHistory once it lands
         if options.nodes:
             nodes_reflector: Reflector[Any]
             self.nodes = NodeStore(is_synced=lambda: nodes_reflector.synced.is_set())

@@ -1,0 +1,147 @@
+"""Building blocks shared by the load-aware rules: staleness, pod matchers, in-flight usage.
+
+Every load rule reads samples through ``ctx.load`` and takes the same few params:
+
+    source: prometheus      # a name under the policy's sources: (default: prometheus)
+    onStale: allow          # predicates: allow | deny; priorities: neutral | allow | deny
+    maxAge: 2m              # optional: overrides the source's maxAge for this rule
+
+"Stale" means the node has no sample of a metric the rule needs, the value is not a
+finite number, or it is older than ``maxAge``. The refresher logs stale and missing nodes
+once per refresh (naming the rules that read the metric); rules apply their ``onStale``
+silently, per node, on every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from extender.k8s.selectors import LabelSelector
+from extender.measured import InFlight, MetricRef, OnStale, Sample, fresh
+from extender.sdk.params import Duration, LabelSelectorSchema, one_of
+from extender.sdk.rules import Context
+from extender.view import NodeView, PodView
+
+DEFAULT_SOURCE = "prometheus"
+PREDICATE_ON_STALE: tuple[OnStale, ...] = ("allow", "deny")
+PRIORITY_ON_STALE: tuple[OnStale, ...] = ("neutral", "allow", "deny")
+_NOT_EMPTY = validate.Length(min=1, error="must not be empty")
+
+
+
+def source_field() -> fields.String:
+    """``source``: the name of a source in the policy's ``sources:``."""
+    return fields.String(load_default=DEFAULT_SOURCE, validate=_NOT_EMPTY)
+
+
+def on_stale_field(kind: str) -> fields.String:
+    """``onStale`` for a predicate (default allow) or a priority (default neutral)."""
+    if kind == "predicate":
+        return fields.String(data_key="onStale", load_default="allow", validate=one_of(PREDICATE_ON_STALE))
+    return fields.String(data_key="onStale", load_default="neutral", validate=one_of(PRIORITY_ON_STALE))
+
+
+def max_age_field() -> Duration:
+    """``maxAge``: this rule's own staleness bound (None: the source's)."""
+    return Duration(data_key="maxAge", load_default=None, validate=lambda d: d > timedelta(0) or _positive())
+
+
+def _positive() -> bool:
+    raise ValidationError("must be greater than 0")
+
+
+def fresh_sample(ctx: Context, ref: MetricRef, node: str, max_age: timedelta | None = None) -> Sample | None:
+    """The node's sample of ``ref`` if it is fresh (by ``max_age``, else the source's), else None."""
+    sample = ctx.load.sample(ref, node)
+    limit = max_age.total_seconds() if max_age is not None else ctx.load.max_age(ref)
+    return sample if fresh(sample, ctx.now.timestamp(), limit) else None
+
+
+def inflight_since(ctx: Context, node: str, sample: Sample, lag: timedelta = timedelta(0)) -> InFlight:
+    """Pods bound to ``node`` since ``sample`` was measured (minus ``lag``: a metric averaged
+    over a window keeps missing a pod's usage for about that long)."""
+    return ctx.load.placed_since(node, sample.timestamp - lag.total_seconds())
+
+
+def inflight_percent(node: NodeView, inflight: InFlight, resource: str, factor: float = 1.0) -> float:
+    """In-flight requests of ``resource`` as a percentage of the node's allocatable, times
+    ``factor`` (0 when the node reports no allocatable of it)."""
+    allocatable = float(node.allocatable.get(resource, 0))
+    if allocatable <= 0:
+        return 0.0
+    return 100.0 * factor * inflight.request(resource) / allocatable
+
+
+def pod_request_percent(pod: PodView, node: NodeView, resource: str) -> float:
+    """The pod's own effective request of ``resource`` as a percentage of the node's allocatable."""
+    allocatable = float(node.allocatable.get(resource, 0))
+    if allocatable <= 0:
+        return 0.0
+    return 100.0 * float(pod.requests.get(resource, 0)) / allocatable
+
+
+@dataclass(frozen=True, slots=True)
+class PodMatcher:
+    """Which pods a per-pod-class override covers; unset matchers match any pod, set ones are ANDed."""
+
+    pod_selector: LabelSelector | None = None
+    namespaces: frozenset[str] | None = None
+    priority_class_names: frozenset[str] | None = None
+
+    def matches(self, pod: PodView) -> bool:
+        if self.namespaces is not None and pod.namespace not in self.namespaces:
+            return False
+        if self.priority_class_names is not None and pod.priority_class_name not in self.priority_class_names:
+            return False
+        return self.pod_selector is None or self.pod_selector.matches(pod.labels)
+
+
+_MATCHERS = ("podSelector", "namespaces", "priorityClassNames")
+
+
+class PodMatcherSchema(Schema):
+    """``{podSelector, namespaces, priorityClassNames}``: at least one; loads a :class:`PodMatcher`.
+
+    Subclass it to add the class's own fields; ``post_load`` passes them on in ``extra``.
+    """
+
+    pod_selector = fields.Nested(LabelSelectorSchema, data_key="podSelector")
+    namespaces = fields.List(fields.String(), validate=_NOT_EMPTY)
+    priority_class_names = fields.List(fields.String(), data_key="priorityClassNames", validate=_NOT_EMPTY)
+
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _one_matcher(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
+        if isinstance(original, Mapping) and not any(key in original for key in _MATCHERS):
+            raise ValidationError(f"give at least one of {', '.join(_MATCHERS)}")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        matcher = PodMatcher(
+            pod_selector=data.pop("pod_selector", None),
+            namespaces=frozenset(data.pop("namespaces")) if "namespaces" in data else None,
+            priority_class_names=(
+                frozenset(data.pop("priority_class_names")) if "priority_class_names" in data else None
+            ),
+        )
+        return {"matcher": matcher, **data}
+
+
+__all__ = [
+    "DEFAULT_SOURCE",
+    "PREDICATE_ON_STALE",
+    "PRIORITY_ON_STALE",
+    "PodMatcher",
+    "PodMatcherSchema",
+    "fresh_sample",
+    "inflight_percent",
+    "inflight_since",
+    "max_age_field",
+    "on_stale_field",
+    "pod_request_percent",
+    "source_field",
+]
