@@ -355,6 +355,11 @@ class PodView:
         return total
 
     @property
+    def overhead(self) -> ResourceList:
+        """``spec.overhead``, parsed (the RuntimeClass's per-pod cost, part of :attr:`requests`)."""
+        return _parse_resources(self._overhead)
+
+    @property
     def resource_names(self) -> frozenset[str]:
         """Every resource named in any container's requests or limits (as managedResources checks)."""
         names: set[str] = set()

@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from extender.k8s.selectors import LabelSelector
 from extender.measured import InFlight, MetricRef, OnStale, Sample, fresh
 from extender.sdk.params import Duration, LabelSelectorSchema, one_of
-from extender.sdk.rules import Context
+from extender.sdk.rules import NEUTRAL, Context, _Neutral
 from extender.view import NodeView, PodView
 
 DEFAULT_SOURCE = "prometheus"
@@ -131,17 +131,70 @@ class PodMatcherSchema(Schema):
         return {"matcher": matcher, **data}
 
 
+def stale_score(on_stale: str, best: float) -> float | _Neutral | None:
+    """A priority's raw score for a node whose datum is stale: NEUTRAL (neutral), ``best``,
+    the rule's highest raw score (allow), or None, the lowest normalised score (deny)."""
+    if on_stale == "allow":
+        return best
+    return None if on_stale == "deny" else NEUTRAL
+
+
+@dataclass(frozen=True, slots=True)
+class InflightSpec:
+    """How a rule counts pods placed after its sample was measured: their requests times
+    ``factor`` (None: the rule's own default), bound since the sample's time minus ``lag``."""
+
+    factor: float | None = 1.0
+    lag: timedelta = timedelta(0)
+
+
+def _non_negative() -> bool:
+    raise ValidationError("must not be negative")
+
+
+def inflight_schema(factor: float | None = 1.0, lag: timedelta = timedelta(0)) -> type[Schema]:
+    """The schema of ``inflight: {factor, lag}`` with these defaults; loads an :class:`InflightSpec`
+    (``factor`` None: the rule substitutes its own default)."""
+
+    class InflightSchema(Schema):
+        factor_ = fields.Float(
+            data_key="factor",
+            attribute="factor",
+            load_default=factor,
+            allow_nan=False,
+            validate=validate.Range(min=0, error="must be a non-negative number"),
+        )
+        lag_ = Duration(
+            data_key="lag", attribute="lag", load_default=lag, validate=lambda d: d >= timedelta(0) or _non_negative()
+        )
+
+        @post_load
+        def _make(self, data: dict[str, Any], **kwargs: Any) -> InflightSpec:
+            return InflightSpec(**data)
+
+    return InflightSchema
+
+
+def inflight_field(factor: float | None = 1.0, lag: timedelta = timedelta(0)) -> fields.Nested:
+    """``inflight: {factor, lag}``, with these defaults for omitted keys or an omitted ``inflight``."""
+    return fields.Nested(inflight_schema(factor, lag), load_default=lambda: InflightSpec(factor, lag))
+
+
 __all__ = [
     "DEFAULT_SOURCE",
     "PREDICATE_ON_STALE",
     "PRIORITY_ON_STALE",
+    "InflightSpec",
     "PodMatcher",
     "PodMatcherSchema",
     "fresh_sample",
+    "inflight_field",
     "inflight_percent",
+    "inflight_schema",
     "inflight_since",
     "max_age_field",
     "on_stale_field",
     "pod_request_percent",
     "source_field",
+    "stale_score",
 ]
