@@ -141,7 +141,9 @@ class LoadVariationRiskParams(Schema):
     resources = ResourcesField(
         load_default=lambda: {r: {"mean": m, "stddev": s} for r, (m, s) in DEFAULT_METRICS.items()}
     )
-    margin = fields.Float(data_key="safeVarianceMargin", load_default=DEFAULT_MARGIN, allow_nan=False, validate=_NON_NEGATIVE)
+    margin = fields.Float(
+        data_key="safeVarianceMargin", load_default=DEFAULT_MARGIN, allow_nan=False, validate=_NON_NEGATIVE
+    )
     sensitivity = fields.Float(
         data_key="safeVarianceSensitivity", load_default=DEFAULT_SENSITIVITY, allow_nan=False, validate=_NON_NEGATIVE
     )

@@ -164,7 +164,8 @@ def _parse_condition(value: Any, depth: int) -> dict[str, Any]:
     if groups:
         extra = sorted(str(k) for k in value if k != groups[0])
         if extra:
-            raise ValidationError(f"give one of anyOf, allOf or a {{query, op, threshold}} leaf, not also {', '.join(extra)}")
+            also = ", ".join(extra)
+            raise ValidationError(f"give one of anyOf, allOf or a {{query, op, threshold}} leaf, not also {also}")
         if depth >= MAX_DEPTH:
             raise ValidationError(f"conditions nest at most {MAX_DEPTH} deep")
         key = groups[0]
@@ -297,13 +298,17 @@ class PromqlPriorityParams(_RuleParams):
 
 
 class _PolicyRule:
-    """Policy selection shared by the predicate and the priority."""
+    """Params and policy selection shared by the predicate and the priority."""
 
-    _selectors: tuple[PolicySelector, ...]
-    _label: str | None
+    def _configure(self, params: Mapping[str, Any]) -> None:
+        self.on_stale: str = params["on_stale"]
+        self._source: str = params["source"]
+        self._label: str | None = params["policy_label"]
+        self._max_age: timedelta | None = params["max_age"]
+        self._selectors = tuple(PolicySelector(p["name"], p["matcher"]) for p in params["policies"])
 
     def _select(self, pod: PodView) -> int | None:
-        """The index of the pod's policy, or None."""
+        """The index of the pod's policy: the one its label names, else the first whose matchers match."""
         if self._label is not None:
             named = pod.labels.get(self._label)
             for index, selector in enumerate(self._selectors):
@@ -314,17 +319,8 @@ class _PolicyRule:
                 return index
         return None
 
-
-@dataclass(frozen=True, slots=True)
-class _Common:
-    source: str
-    policy_label: str | None
-    max_age: timedelta | None
-    on_stale: str
-
-
-def _common(params: Mapping[str, Any]) -> _Common:
-    return _Common(params["source"], params["policy_label"], params["max_age"], params["on_stale"])
+    def applies_to(self, pod: PodView, ctx: Context) -> bool:
+        return self._select(pod) is not None
 
 
 @predicate("promql")
@@ -335,19 +331,11 @@ class PromqlPredicate(_PolicyRule, Predicate):
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
-        common = _common(params)
-        self.on_stale = common.on_stale
-        self._label, self._max_age = common.policy_label, common.max_age
-        self._selectors = tuple(PolicySelector(p["name"], p["matcher"]) for p in params["policies"])
-        self.conditions: tuple[Condition, ...] = tuple(
-            _bind(p["dontschedule"], common.source) for p in params["policies"]
-        )
+        self._configure(params)
+        self.conditions = tuple(_bind(p["dontschedule"], self._source) for p in params["policies"])
 
     def metrics(self) -> Sequence[MetricRef]:
         return tuple(dict.fromkeys(leaf.ref for c in self.conditions for leaf in _leaves(c)))
-
-    def applies_to(self, pod: PodView, ctx: Context) -> bool:
-        return self._select(pod) is not None
 
     def filter(self, pod: PodView, node: NodeView, ctx: Context) -> Rejection | None:
         index = self._select(pod)
@@ -388,13 +376,10 @@ class PromqlPriority(_PolicyRule, Priority):
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
-        common = _common(params)
-        self.on_stale = common.on_stale
-        self._label, self._max_age = common.policy_label, common.max_age
-        self._selectors = tuple(PolicySelector(p["name"], p["matcher"]) for p in params["policies"])
+        self._configure(params)
         self.targets: tuple[tuple[MetricRef, float], ...] = tuple(
             (
-                MetricRef(common.source, p["scheduleonmetric"]["query"]),
+                MetricRef(self._source, p["scheduleonmetric"]["query"]),
                 -1.0 if p["scheduleonmetric"]["op"] == "LessThan" else 1.0,
             )
             for p in params["policies"]
@@ -402,9 +387,6 @@ class PromqlPriority(_PolicyRule, Priority):
 
     def metrics(self) -> Sequence[MetricRef]:
         return tuple(dict.fromkeys(ref for ref, _ in self.targets))
-
-    def applies_to(self, pod: PodView, ctx: Context) -> bool:
-        return self._select(pod) is not None
 
     def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | _Neutral | None:
         index = self._select(pod)

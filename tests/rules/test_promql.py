@@ -283,7 +283,10 @@ def test_invalid_predicate_params_report_field_paths(params: str, expected: list
     [
         (
             "{onStale: allow, policies: [{name: a, scheduleonmetric: {query: q, op: '<'}}]}",
-            ["onStale: must be one of neutral, deny", "policies[0].scheduleonmetric.op: must be one of LessThan, GreaterThan"],
+            [
+                "onStale: must be one of neutral, deny",
+                "policies[0].scheduleonmetric.op: must be one of LessThan, GreaterThan",
+            ],
         ),
         ("{policies: [{name: a}]}", ["policies[0].scheduleonmetric: required"]),
     ],
