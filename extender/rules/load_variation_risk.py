@@ -44,8 +44,10 @@ rather than counting as 0, which would favour the unmeasured node; the score kee
 fraction (Trimaran rounds; the engine normalises anyway).
 
 Metric names: ``cpu_usage_avg_1h``/``cpu_usage_stddev_1h`` and ``mem_usage_avg_1h``/
-``mem_usage_stddev_1h`` are the recording rules under deploy/prometheus (the stddev is
-``stddev_over_time`` of the 5m average); any query key of the source works.
+``mem_usage_stddev_1h`` are the ``queries:`` names deploy/prometheus/recording-rules.yaml
+suggests for its ``node:*_usage_percent:avg_1h`` and ``:stddev_avg5m_1h`` series (the
+stddev is ``stddev_over_time`` of the 5m average); define them under the source's
+``queries:``, or name any other key of the source.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ score falls steeply to 0 at 100 %.
     - type: target-load-packing
       params:
         source: prometheus            # default; a name under the policy's sources:
-        metric: cpu_usage_avg_5m      # default; the node's CPU utilisation in percent (0..100)
+        metric: cpu_usage_avg_5m      # default; the node's CPU utilisation in percent (0..100), a
+                                      # key of the source (the queries: name of node:cpu_usage_percent:avg5m)
         targetUtilization: 40         # default; percent, 0 < t <= 100
         defaultRequests: {cpu: 1000m} # default; predicted CPU of a container without requests or limits
         defaultRequestsMultiplier: 1.5  # default; predicted CPU = requests x this when no limit is set
