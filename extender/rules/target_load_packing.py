@@ -45,7 +45,8 @@ init containers are ignored exactly as Trimaran ignores them. Trimaran predicts 
 pods with ``PredictUtilisation`` too; the pod cache keeps only their summed requests, so
 they count as requests x ``inflight.factor`` (a pod without a cpu request adds nothing).
 A node without a fresh, finite sample, or reporting no CPU at all, gets ``onStale``
-(Trimaran: the minimum score, i.e. ``onStale: deny``).
+(Trimaran: the minimum score, i.e. ``onStale: deny``); a negative sample or in-flight
+total counts as 0, so scores stay within 0..100.
 """
 
 from __future__ import annotations
@@ -204,8 +205,9 @@ class TargetLoadPackingPriority(Priority):
         capacity = float(node.capacity.get("cpu") or node.allocatable.get("cpu") or 0)
         if sample is None or not capacity > 0:
             return None
-        used = sample.value / 100 * capacity
-        missing = inflight_since(ctx, node.name, sample, self.spec.inflight.lag).request("cpu")
+        # negative readings are broken data, not spare capacity: they count as 0
+        used = max(sample.value, 0.0) / 100 * capacity
+        missing = max(inflight_since(ctx, node.name, sample, self.spec.inflight.lag).request("cpu"), 0.0)
         factor = self.spec.inflight.factor if self.spec.inflight.factor is not None else 1.0
         return 100 * (used + self.pod_cpu(pod) + missing * factor) / capacity
 

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extender.engine import Engine
 from extender.measured import MetricRef, Sample, StaticLoad
@@ -173,3 +175,25 @@ def problems(params: str) -> list[str]:
 )
 def test_invalid_params_report_field_paths(params: str, expected: list[str]) -> None:
     assert problems(params) == [f"priorities[0].params.{line}" for line in expected]
+
+
+ODD = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -1.0, 100.0, 1e308]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.tuples(ODD, ODD, ODD, ODD),
+    inflight=ODD,
+    margin=st.floats(0, 1e6),
+    sensitivity=st.floats(0, 1e6),
+    memory=st.sampled_from(["0", "1", "8Gi", "-1"]),
+)
+def test_odd_data_never_raises_and_scores_stay_in_0_to_100(
+    values: tuple[float, float, float, float], inflight: float, margin: float, sensitivity: float, memory: str
+) -> None:
+    rule = make(safeVarianceMargin=margin, safeVarianceSensitivity=sensitivity, onStale="deny")
+    node = NodeView("n1", allocatable={"cpu": "4", "memory": memory})
+    placements = (("n1", T, {"cpu": inflight, "memory": inflight}),)
+    context = ctx((values[0], values[1]), (values[2], values[3]), placements=placements)
+    score = rule.score(ONE_CORE, node, context)
+    assert score is None or 0 <= score <= 100

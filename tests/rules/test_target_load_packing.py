@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extender.engine import Engine
 from extender.measured import MetricRef, Sample, StaticLoad
@@ -193,3 +195,17 @@ def test_invalid_params_report_field_paths(params: str, expected: list[str]) -> 
 
 def test_an_undefined_source_is_reported() -> None:
     assert any("source" in line and "vm" in line for line in problems("{source: vm}"))
+
+
+ODD = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -1.0, 100.0, 1e308, float("nan")])
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(percent=ODD, cores=st.sampled_from(["0", "1m", "4", "1000000", "-2"]), inflight=ODD)
+def test_odd_data_never_raises_and_scores_stay_in_0_to_100(percent: float, cores: str, inflight: float) -> None:
+    node = NodeView("n1", capacity={"cpu": cores})
+    placements = (("n1", T, {"cpu": inflight}),)
+    score = make(onStale="deny").score(REQUESTS_500M, node, ctx(percent, placements=placements))
+    assert score is None or 0 <= score <= 100
