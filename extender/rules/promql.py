@@ -40,7 +40,7 @@ does not apply to them), as TAS ignores pods without the label.
 
 Conditions: a leaf ``{query, op, threshold}`` holds when ``value op threshold``; ops are
 TAS's ``GreaterThan``, ``LessThan``, ``Equals`` and ``>``, ``>=``, ``<``, ``<=``, ``==``,
-``!=``. ``anyOf`` holds when any listed condition holds, ``allOf`` when all do; they nest.
+``!=``. ``anyOf`` holds when any listed condition holds, ``allOf`` when all do; they nest (16 deep at most).
 The predicate rejects the node when the policy's ``dontschedule`` condition holds, with a
 reason naming the first leaf that held: ``node(s) violated promql policy hot-nodes:
 cpu_usage_avg_5m > 80`` (queries longer than 60 characters are cut with ``...``).
@@ -119,7 +119,7 @@ class Leaf:
         query = self.ref.key
         if len(query) > MAX_QUERY_IN_REASON:
             query = query[: MAX_QUERY_IN_REASON - 3] + "..."
-        return f"{query} stale" if stale else f"{query} {OPS[self.op][0]} {self.threshold:g}"
+        return f"{query} stale" if stale else f"{query} {OPS[self.op][0]} {self.threshold:.15g}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -293,3 +293,21 @@ def test_invalid_predicate_params_report_field_paths(params: str, expected: list
 )
 def test_invalid_priority_params_report_field_paths(params: str, expected: list[str]) -> None:
     assert problems("priorities", params) == [f"priorities[0].params.{line}" for line in expected]
+
+
+def test_large_thresholds_print_in_full() -> None:
+    assert predicate(leaf(CPU_Q, ">", 1234567)).filter(HOT, NODE, ctx(cpu=2e6)) == reason(f"{CPU_Q} > 1234567")
+
+
+def test_nesting_is_bounded() -> None:
+    condition: dict[str, Any] = leaf(CPU_Q, ">", 1)
+    for _ in range(17):
+        condition = {"allOf": [condition]}
+    with pytest.raises(PolicyError) as err:
+        load_policy_text(
+            "sources: {prometheus: {type: prometheus, url: 'http://p:9090'}}\n"
+            f"predicates: [{{type: promql, params: {{policies: [{{name: a, dontschedule: {condition}}}]}}}}]"
+        )
+    [problem] = err.value.problems
+    assert problem.startswith("predicates[0].params.policies[0].dontschedule" + ".allOf[0]" * 16 + ": ")
+    assert problem.endswith("conditions nest at most 16 deep")
