@@ -39,9 +39,9 @@ requesting 500m and no limit: pod = 0.5 x 1.5 = 0.75 cores, U = 100 x 1.55 / 4 =
 score = 60 x 38.75 / 40 + 40 = 98.125. At 50 % instead, U = 68.75 and score =
 40 x 31.25 / 60 = 20.83.
 
-Differences from Trimaran, all deliberate: the score keeps its fraction (Trimaran rounds
-to an integer; the engine min-max normalises anyway, so rounding would only add ties);
-init containers are ignored exactly as Trimaran ignores them. Trimaran predicts in-flight
+Init containers are ignored, as Trimaran ignores them. Differences from Trimaran, all
+deliberate: the score keeps its fraction (Trimaran rounds to an integer; the engine
+min-max normalises anyway, so rounding would only add ties). Trimaran predicts in-flight
 pods with ``PredictUtilisation`` too; the pod cache keeps only their summed requests, so
 they count as requests x ``inflight.factor`` (a pod without a cpu request adds nothing).
 A node without a fresh, finite sample, or reporting no CPU at all, gets ``onStale``
