@@ -129,10 +129,13 @@ class ResourcesField(fields.Field[dict[str, dict[str, str]]]):
             if name not in RESOURCES:
                 errors[str(name)] = [f"not a resource this rule reads (use {', '.join(RESOURCES)})"]
                 continue
+            if not isinstance(metrics, Mapping):
+                errors[name] = ["must be {mean, stddev}"]
+                continue
             try:
-                loaded[name] = ResourceMetricsSchema().load(metrics if isinstance(metrics, Mapping) else {"_": 0})
+                loaded[name] = ResourceMetricsSchema().load(metrics)
             except ValidationError as exc:
-                errors[name] = exc.messages if isinstance(metrics, Mapping) else ["must be {mean, stddev}"]
+                errors[name] = exc.messages
         if errors:
             raise ValidationError(errors)
         return loaded
