@@ -167,7 +167,8 @@ class LoadVariationRiskParams(Schema):
 
 
 def _clamp(value: float, low: float, high: float) -> float:
-    return max(min(value, high), low)
+    """``value`` within [low, high]; NaN (broken data) counts as ``low``."""
+    return low if math.isnan(value) else max(min(value, high), low)
 
 
 def resource_score(
@@ -176,7 +177,7 @@ def resource_score(
     """Trimaran's ``computeScore``: (1 - (mu + sigma) / 2) x 100 for one resource."""
     used_avg = _clamp(mean_pct / 100 * allocatable, 0, allocatable)
     used_sd = _clamp(stddev_pct / 100 * allocatable, 0, allocatable)
-    mu = _clamp((used_avg + max(request, 0.0)) / allocatable, 0, 1)
+    mu = _clamp((used_avg + _clamp(request, 0, math.inf)) / allocatable, 0, 1)
     sigma = _clamp(used_sd / allocatable, 0, 1)
     # Go's 1/0 is +Inf, and sigma^Inf is 0 below 1 and 1 at 1: a sensitivity of 0 ignores variation
     sigma = sigma ** (1 / sensitivity) if sensitivity > 0 else (1.0 if sigma >= 1 else 0.0)

@@ -207,7 +207,8 @@ class TargetLoadPackingPriority(Priority):
             return None
         # negative readings are broken data, not spare capacity: they count as 0
         used = max(sample.value, 0.0) / 100 * capacity
-        missing = max(inflight_since(ctx, node.name, sample, self.spec.inflight.lag).request("cpu"), 0.0)
+        missing = inflight_since(ctx, node.name, sample, self.spec.inflight.lag).request("cpu")
+        missing = missing if missing > 0 else 0.0  # NaN too
         factor = self.spec.inflight.factor if self.spec.inflight.factor is not None else 1.0
         return 100 * (used + self.pod_cpu(pod) + missing * factor) / capacity
 
