@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from functools import lru_cache
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -88,6 +89,7 @@ class _KeyFailure(Exception):
         self.server = server
 
 
+@lru_cache(maxsize=65536)  # parsing IPs is most of a 5000-node fetch; the same ones come back each time
 def host_of(address: str) -> str:
     """The host part of an ``instance``-style address, IPs in canonical form:
     ``10.0.0.5:9100`` -> ``10.0.0.5``, ``[fd00::1]:9100`` -> ``fd00::1``, ``Node-A:9100`` -> ``node-a``."""
@@ -161,8 +163,10 @@ class PrometheusSource(MetricSource):
         with Deadline(self.spec.timeout) as deadline:
             for key in sorted(keys):
                 try:
-                    series = self._query(self._queries.get(key, key), deadline, auth, headers)
+                    series, warnings = self._query(self._queries.get(key, key), deadline, auth, headers)
                     samples[key] = self._by_node(key, series, index)
+                    if warnings:  # e.g. PromQL info about a counter without _total
+                        self.warnings.setdefault(key, []).extend(f"prometheus: {w}" for w in warnings)
                 except _KeyFailure as failure:
                     self.partial_errors[key] = str(failure)
                     if failure.server:
@@ -176,7 +180,7 @@ class PrometheusSource(MetricSource):
 
     def _query(
         self, expression: str, deadline: Deadline, auth: tuple[str, str] | None, headers: Mapping[str, str]
-    ) -> list[_Series]:
+    ) -> tuple[list[_Series], list[str]]:
         query = expression
         if self._sample_time:
             query = f'label_replace(timestamp({expression}), "{SAMPLE_TIME_LABEL}", "1", "", "") or ({expression})'
@@ -260,8 +264,8 @@ def _read(response: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(response: requests.Response, body: bytes, *, wrapped: bool) -> list[_Series]:
-    """The series of an API answer, or a :class:`_KeyFailure` saying what it was instead."""
+def _parse(response: requests.Response, body: bytes, *, wrapped: bool) -> tuple[list[_Series], list[str]]:
+    """The series and warnings of an API answer, or a :class:`_KeyFailure` saying what it was instead."""
     content_type = response.headers.get("Content-Type", "no content type").split(";")[0]
     status = response.status_code
     try:
@@ -283,7 +287,7 @@ def _parse(response: requests.Response, body: bytes, *, wrapped: bool) -> list[_
             raise _KeyFailure(
                 f"the query gives a {data.resultType}, not an instant vector with a series per node", server=False
             )
-        return _decode_vector(data.result)
+        return _decode_vector(data.result), answer.warnings
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _KeyFailure(f"not a Prometheus API answer (HTTP {status}): {exc}", server=True) from None
 

@@ -16,6 +16,7 @@ import pytest
 
 from extender.load.prometheus import PrometheusSource
 from extender.load.source import SourceError
+from extender.measured import Sample
 from extender.policy.sources import load_sources
 from extender.view import NodeView
 from tests.conftest import eventually
@@ -180,3 +181,15 @@ def test_a_missing_password_file_is_a_clear_fetch_error(tmp_path: Path) -> None:
     prom_source = source("http://127.0.0.1:9", basicAuth={"username": "u", "passwordFile": str(missing)})
     with pytest.raises(SourceError, match=rf"cannot read basicAuth passwordFile {missing}: No such file or directory$"):
         prom_source.fetch([SERIES])
+
+
+def test_prometheus_warnings_are_kept_with_the_key(fake: FakePrometheus) -> None:
+    answer = {
+        "status": "success",
+        "warnings": ["remote read: store unavailable"],
+        "data": {"resultType": "vector", "result": [{"metric": {"node": "node-a"}, "value": [1700000000.5, "2"]}]},
+    }
+    fake.answer = (200, "application/json", json.dumps(answer).encode())
+    prom_source = source(fake.url)
+    assert prom_source.fetch([SERIES])[SERIES]["node-a"] == Sample(2.0, 1700000000.5)
+    assert prom_source.warnings == {SERIES: ["prometheus: remote read: store unavailable"]}
