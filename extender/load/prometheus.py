@@ -15,8 +15,9 @@ samples arrive with old timestamps, still looks fresh for 5 minutes whatever ``m
 says. With ``sampleTime: sample`` (the default) the one query per key is
 ``label_replace(timestamp(EXPR), "__extender_sample_time__", "1", "", "") or (EXPR)``:
 ``timestamp()`` of a plain selector -- a recorded series, which is what the shipped recording
-rules give -- is the time of the sample itself (measured on Prometheus 2.42: 1.0 s before the
-evaluation time with a 1 s scrape interval), so ``maxAge`` compares with the data's real age.
+rules give -- is the time of the sample itself (measured on Prometheus 2.42: up to one
+scrape or evaluation interval before the query's time while data flows; minutes before it
+when the data stopped), so ``maxAge`` compares with the data's real age.
 For a computed expression ``timestamp()`` is the evaluation time, no worse than without it.
 The price: the expression is evaluated twice, so point keys at recorded series (cheap to
 select). ``sampleTime: evaluation`` sends the expression alone.
@@ -157,7 +158,10 @@ class PrometheusSource(MetricSource):
                 headers["Authorization"] = f"Bearer {self._token.read()}"
         except SecretError as exc:
             raise SourceError(f"prometheus {self.where}: {exc}") from None
-        index = address_index(self.nodes()) if self._by_address else None
+        try:
+            index = address_index(self.nodes()) if self._by_address else None
+        except Exception as exc:  # the node cache's problem, but a fetch raises only SourceError
+            raise SourceError(f"prometheus {self.where}: cannot list nodes to map addresses: {exc}") from exc
         samples: dict[str, dict[str, Sample]] = {}
         server_failures: list[str] = []
         with Deadline(self.spec.timeout) as deadline:
@@ -195,6 +199,7 @@ class PrometheusSource(MetricSource):
                 cert=self._cert,
                 timeout=(remaining, remaining),
                 stream=True,
+                allow_redirects=False,  # the API does not redirect; a proxy's login page might, credentials and all
             ) as response:
                 body = _read(response)
         except requests.RequestException as exc:
@@ -224,6 +229,8 @@ class PrometheusSource(MetricSource):
             at = sample_times.get(identity, one.value[0])
             by_node[node] = Sample(_number(one.value[1]), at if math.isfinite(at) else one.value[0])
         notes = self.warnings.setdefault(key, [])
+        if not series:
+            notes.append("the query gives no series (a misspelt name? recording rules not loaded?)")
         several = sorted(node for node, count in counts.items() if count > 1)
         for node in several:
             del by_node[node]
@@ -274,6 +281,9 @@ def _parse(response: requests.Response, body: bytes, *, wrapped: bool) -> tuple[
         answer = None
     if answer is None or answer.status not in ("success", "error"):
         gist = " ".join(body[:120].decode("utf-8", "replace").split())
+        if 300 <= status < 400:
+            where = response.headers.get("Location", "nowhere")
+            raise _KeyFailure(f"HTTP {status}: redirected to {where} (is url the API's base?)", server=True)
         if status >= 400:
             raise _KeyFailure(f"HTTP {status}: {gist or response.reason}", server=True)
         raise _KeyFailure(f"not a Prometheus API answer ({content_type}, HTTP {status}): {gist!r}", server=True)

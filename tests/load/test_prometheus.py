@@ -91,6 +91,12 @@ def test_a_node_with_several_series_is_left_out_and_the_fix_named(prom: Promethe
     assert {n: s.value for n, s in samples["max by (node) (test_dup)"].items()} == {"node-a": 2.0, "node-b": 3.0}
 
 
+def test_a_query_without_series_is_returned_empty_and_noted(prom: Prometheus) -> None:
+    prom_source = source(prom.url)
+    assert prom_source.fetch(["test_misspelt"]) == {"test_misspelt": {}}
+    assert prom_source.warnings["test_misspelt"][0].startswith("the query gives no series")
+
+
 def test_nan_is_kept_as_a_sample_that_is_never_fresh(prom: Prometheus) -> None:
     sample = source(prom.url).fetch(["test_nan"])["test_nan"]["node-a"]
     assert math.isnan(sample.value)

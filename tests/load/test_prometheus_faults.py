@@ -69,6 +69,7 @@ def test_a_stopped_prometheus_is_refused_and_a_restarted_one_answers_again(tmp_p
         ((200, "application/json", b'{"status":"success","data":{"resultType":"vector","result":[{"metric":1}]}}'),
          r"not a Prometheus API answer \(HTTP 200\): Expected `object`"),
         ((502, "text/html", b"<html>Bad Gateway</html>"), r"HTTP 502: <html>Bad Gateway</html>$"),
+        ((302, "text/html", b"<a href='/login'>"), r"HTTP 302: redirected to nowhere \(is url the API's base\?\)$"),
         ((503, "application/json", json.dumps({"status": "error", "errorType": "unavailable", "error": "shutting down"}).encode()),
          r"HTTP 503 unavailable: shutting down"),
     ],
