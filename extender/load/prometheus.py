@@ -15,9 +15,10 @@ samples arrive with old timestamps, still looks fresh for 5 minutes whatever ``m
 says. With ``sampleTime: sample`` (the default) the one query per key is
 ``label_replace(timestamp(EXPR), "__extender_sample_time__", "1", "", "") or (EXPR)``:
 ``timestamp()`` of a plain selector -- a recorded series, which is what the shipped recording
-rules give -- is the time of the sample itself (measured on Prometheus 2.42: up to one
-scrape or evaluation interval before the query's time while data flows; minutes before it
-when the data stopped), so ``maxAge`` compares with the data's real age.
+rules give -- is the time of the sample itself, so ``maxAge`` compares with the data's real
+age. Measured on Prometheus 2.42 (tests/load/test_prometheus.py): while data flows it is up
+to one scrape or evaluation interval before the query's time; for a series last stamped a
+minute ago, the instant query alone says "now" and ``timestamp()`` says a minute ago.
 For a computed expression ``timestamp()`` is the evaluation time, no worse than without it.
 The price: the expression is evaluated twice, so point keys at recorded series (cheap to
 select). ``sampleTime: evaluation`` sends the expression alone.

@@ -23,7 +23,13 @@ def _text(body: str) -> Callable[[], str]:
     return lambda: body
 
 
+#: an exporter that stamps its sample a minute back (as a federated or pushed series can be):
+#: Prometheus keeps answering it for 5 minutes (its lookback), with no staleness marker
+STALE_SINCE = int(time.time()) - 60
+
+
 TARGETS = (
+    Target("stale-a", {"node": "node-a"}, _text(f"test_stale 5 {STALE_SINCE * 1000}\n")),
     Target("name-a", {"node": "node-a"}, _text('test_load 12.5\ntest_nan NaN\ntest_dup{slot="1"} 1\ntest_dup{slot="2"} 2\n')),
     Target("name-b", {"node": "node-b"}, _text('test_load 80\ntest_dup{slot="1"} 3\ntest_inf +Inf\n')),
     Target("addr-a", {"instance": "10.0.0.5:9100"}, _text("test_addr_load 1\n")),
@@ -72,6 +78,16 @@ def test_sample_time_is_the_samples_own_and_evaluation_time_is_the_querys(prom: 
     by_evaluation = source(prom.url, sampleTime="evaluation").fetch(["test_load"])["test_load"]["node-a"]
     assert by_evaluation.timestamp >= before - 0.5  # the query's time, however old the scrape
     assert by_evaluation.value == by_sample.value == 12.5
+
+
+def test_only_the_sample_time_shows_that_a_series_stopped_coming(prom: Prometheus) -> None:
+    now = time.time()
+    by_sample = source(prom.url).fetch(["test_stale"])["test_stale"]["node-a"]
+    by_evaluation = source(prom.url, sampleTime="evaluation").fetch(["test_stale"])["test_stale"]["node-a"]
+    assert by_sample.value == by_evaluation.value == 5
+    assert by_sample.timestamp == STALE_SINCE
+    assert not fresh(by_sample, now, max_age=30)
+    assert fresh(by_evaluation, now, max_age=30)  # what an instant query alone would make of it
 
 
 def test_instance_addresses_map_to_nodes_through_their_addresses(prom: Prometheus) -> None:
