@@ -137,6 +137,8 @@ class PrometheusSource(MetricSource):
         tls: Mapping[str, Any] = options.get("tls") or {}
         self._verify: bool | str = False if tls.get("insecure_skip_verify") else tls.get("ca_file", True)
         self._cert = (tls["cert_file"], tls["key_file"]) if "cert_file" in tls else None
+        #: checked at each fetch, for a message naming the file (requests' would not say which option)
+        self._tls_files = [(f"tls {name}", tls[key]) for key, name in _TLS_FILES if key in tls]
         basic = options.get("basic_auth")
         self._username: str | None = basic["username"] if basic else None
         self._password = SecretFile(basic["password_file"], "basicAuth passwordFile") if basic else None
@@ -157,6 +159,8 @@ class PrometheusSource(MetricSource):
             headers = dict(self._headers)
             if self._token is not None:
                 headers["Authorization"] = f"Bearer {self._token.read()}"
+            for what, path in self._tls_files:
+                _readable(path, what)
         except SecretError as exc:
             raise SourceError(f"prometheus {self.where}: {exc}") from None
         try:
@@ -206,6 +210,8 @@ class PrometheusSource(MetricSource):
         except requests.RequestException as exc:
             reason = f"timed out after {deadline.seconds:g}s" if deadline.expired else _transport_reason(exc, deadline)
             raise SourceError(f"prometheus {self.where}: {reason}") from None
+        except OSError as exc:  # requests' own check of the TLS files, should one vanish since ours
+            raise SourceError(f"prometheus {self.where}: {exc}") from None
         return _parse(response, body, wrapped=self._sample_time)
 
     def _by_node(self, key: str, series: list[_Series], index: Mapping[str, str | None] | None) -> dict[str, Sample]:
@@ -259,6 +265,17 @@ class PrometheusSource(MetricSource):
         if self._by_address:
             return f"no {self._node_label} label, or its address is no known node's (or two nodes')"
         return f"no {self._node_label} label (set nodeLabel, or aggregate by ({self._node_label}))"
+
+
+_TLS_FILES = (("ca_file", "caFile"), ("cert_file", "certFile"), ("key_file", "keyFile"))
+
+
+def _readable(path: str, what: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise SecretError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 def _read(response: requests.Response) -> bytes:

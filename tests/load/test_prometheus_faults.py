@@ -194,3 +194,12 @@ def test_prometheus_warnings_are_kept_with_the_key(fake: FakePrometheus) -> None
     prom_source = source(fake.url)
     assert prom_source.fetch([SERIES])[SERIES]["node-a"] == Sample(2.0, 1700000000.5)
     assert prom_source.warnings == {SERIES: ["prometheus: remote read: store unavailable"]}
+
+
+@pytest.mark.parametrize("option", ["caFile", "certFile"])
+def test_a_missing_tls_file_is_a_clear_fetch_error(tmp_path: Path, option: str) -> None:
+    missing, present = tmp_path / "nope.pem", tmp_path / "present.pem"
+    present.write_text("x")
+    tls = {"caFile": str(present), "certFile": str(present), "keyFile": str(present), option: str(missing)}
+    with pytest.raises(SourceError, match=rf"cannot read tls {option} {missing}: No such file or directory$"):
+        source("https://127.0.0.1:9", tls=tls).fetch([SERIES])
