@@ -4,6 +4,8 @@ the test serves, and a fake Prometheus API for the faults a real one will not pr
 Prometheus' scrape manager applies target updates every 5 s, so the first scrape comes
 about 5-6 s after start: start one per module (``scope="module"`` fixtures). A Prometheus
 with no targets (only ``vector()`` queries, for auth and TLS) is ready in well under a second.
+Scraping rather than backfilling (``promtool tsdb create-blocks-from openmetrics``) because the
+recording rules must be evaluated on live samples anyway, and it is the path operators run.
 """
 
 from __future__ import annotations
