@@ -34,8 +34,8 @@ ABSENT_MESSAGE = (
     "metrics.k8s.io is not served (404): install metrics-server, or use a prometheus source"
 )
 FORBIDDEN_HINT = (
-    "grant get and list on nodes in API group metrics.k8s.io "
-    "(ClusterRole rule apiGroups: [metrics.k8s.io], resources: [nodes], verbs: [get, list]; "
+    "grant list on nodes in API group metrics.k8s.io "
+    "(ClusterRole rule apiGroups: [metrics.k8s.io], resources: [nodes], verbs: [list]; "
     "deploy/components/metrics-server-source)"
 )
 
@@ -99,3 +99,6 @@ class MetricsServerSource(MetricSource):
                     percent[key][item.metadata.name] = Sample(float(used * 100 / allocatable), at)
         every = {**raw, **percent}
         return {key: every[key] for key in keys if key in every}
+
+    def close(self) -> None:
+        self.client.close()
