@@ -7,11 +7,11 @@ store without a lock and never wait on a source: a hung fetch only makes the sam
 and each rule's ``onStale`` decides what old data means. Sources never affect readiness.
 
 Logging, once per refresh and per source (never per node or per request): one line saying
-what failed, or which nodes have no fresh sample of which key and which rules that makes
+what failed, and which nodes have no fresh sample of which key and which rules that makes
 fall back to their ``onStale``. A line that says the same as the previous one (a cluster
 without metrics-server answers 404 every 30 s) is logged at WARNING when the state changes
-and then at most every :data:`REPEAT_WARNING_SECONDS`; in between at DEBUG. A recovery is
-logged once at INFO.
+and then at most every :data:`REPEAT_WARNING_SECONDS`; in between at DEBUG. While fetches
+fail, "the same" means the same error. A recovery is logged once at INFO.
 """
 
 from __future__ import annotations
@@ -224,9 +224,10 @@ class Refresher:
             )
         if error is not None:
             problems.insert(0, f"fetch failed: {error}")
-        # Compared for repeats without the streak's count, which changes on every failure.
         state = "; ".join(problems) if problems else None
-        level = self._throttle.level(state)
+        # A failed fetch is compared by its error alone: the stale nodes follow from it (and
+        # their count grows as the node cache fills or samples age), the cause is the news.
+        level = self._throttle.level(f"fetch failed: {error}" if error is not None else state)
         if state is None:
             series = ", ".join(f"{k}={n}" for k, n in self.status.series.items())
             log.log(level, "source %s: %s, series per key: %s", self.name,
