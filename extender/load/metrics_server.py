@@ -30,9 +30,7 @@ PATH = "/apis/metrics.k8s.io/v1beta1/nodes"
 KEYS = ("cpu", "memory", "cpu_cores", "memory_bytes")
 #: percent key -> (the usage resource it divides, the raw key)
 _PERCENT = {"cpu": ("cpu", "cpu_cores"), "memory": ("memory", "memory_bytes")}
-ABSENT_MESSAGE = (
-    "metrics.k8s.io is not served (404): install metrics-server, or use a prometheus source"
-)
+ABSENT_MESSAGE = "metrics.k8s.io is not served (404): install metrics-server, or use a prometheus source"
 FORBIDDEN_HINT = (
     "grant list on nodes in API group metrics.k8s.io "
     "(ClusterRole rule apiGroups: [metrics.k8s.io], resources: [nodes], verbs: [list]; "
@@ -66,9 +64,12 @@ class MetricsServerSource(MetricSource):
         self.client = client
 
     def fetch(self, keys: Collection[str]) -> Samples:
-        self.partial_errors = {key: f"not a metrics-server key (it serves {', '.join(KEYS)})" for key in keys if key not in KEYS}
+        served = ", ".join(KEYS)
+        self.partial_errors = {key: f"not a metrics-server key (it serves {served})" for key in keys if key not in KEYS}
         try:
-            response = self.client.request("GET", PATH, timeout=self.spec.timeout, deadline=time.monotonic() + self.spec.timeout)
+            # The deadline bounds retries too: the whole fetch within the source's timeout.
+            deadline = time.monotonic() + self.spec.timeout
+            response = self.client.request("GET", PATH, timeout=self.spec.timeout, deadline=deadline)
         except NotFound as exc:
             raise SourceError(ABSENT_MESSAGE) from exc
         except Forbidden as exc:

@@ -78,10 +78,10 @@ class LoadState:
         for refresher in self.refreshers:
             refresher.start()
         if self.refreshers:
-            log.info(
-                "metric sources: %s",
-                ", ".join(f"{r.name} ({r.source.spec.type}, every {r.source.spec.refresh_interval:g}s)" for r in self.refreshers),
+            described = (
+                f"{r.name} ({r.source.spec.type}, every {r.source.spec.refresh_interval:g}s)" for r in self.refreshers
             )
+            log.info("metric sources: %s", ", ".join(described))
 
     def stop(self) -> None:
         for refresher in self.refreshers:

@@ -139,8 +139,10 @@ def create_app(
                 unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
                 preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
             ),
+            # cluster.binds: the bind history in-flight accounting reads (None until it lands)
             load=ClusterLoad(
-                samples=load.store if load else None, placements=cluster.binds if cluster else None
+                samples=load.store if load else None,
+                placements=cluster.binds if cluster else None,
             ),
         )
     if cluster is not None:
@@ -160,7 +162,8 @@ def create_app(
     #: the metric sources' refreshers: stop() them where the cluster state is stopped
     app.extensions["extender.load"] = load
     app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
-    app.register_blueprint(probes_blueprint(_unless_draining(readiness or _always_ready, draining), health, load.health if load else None))
+    ready = _unless_draining(readiness or _always_ready, draining)
+    app.register_blueprint(probes_blueprint(ready, health, load.health if load else None))
     app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)

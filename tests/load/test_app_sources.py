@@ -174,3 +174,24 @@ def test_healthz_lists_no_sources_without_a_sources_section() -> None:
     body = json.loads(app.test_client().get("/healthz").data)
     assert body == {"status": "ok"}
     assert app.extensions["extender.load"] is None
+
+
+def test_full_node_mode_builds_the_api_config_for_metrics_server_and_maps_seen_nodes(
+    apiserver: FakeApiServer, tmp_path: Path
+) -> None:
+    apiserver.set_node_metrics("node-00001", "3528m", "1Gi")  # 90% of 3920m
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", apiserver.url)
+    settings = Settings(kubeconfig=str(kubeconfig))  # no caches, no bind: only the source needs the API
+    app = create_app(settings, policy=load_policy_text(policy()))
+    try:
+        assert app.extensions["extender.cluster"].reflectors == []
+        eventually(lambda: health(app)["fetches"] >= 1, timeout=10)
+        assert health(app)["series"] == {"cpu": 0}  # no node seen yet: no allocatable to divide by
+        body = fixture("kube-scheduler-v1.24", "full-nodes", "00001-filter-web-1")
+        client = app.test_client()
+        assert client.post("/scheduler/filter", data=body, content_type="application/json").status_code == 200
+        eventually(lambda: health(app)["series"] == {"cpu": 1}, timeout=10)  # mapped through the seen node
+        filtered = client.post("/scheduler/filter", data=body, content_type="application/json").get_json()
+        assert "node-00001" in filtered["FailedAndUnresolvableNodes"]
+    finally:
+        stop(app)

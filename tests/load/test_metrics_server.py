@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from extender.engine.model import SourceSpec
@@ -19,12 +21,14 @@ N1 = NodeView("node-00001", allocatable={"cpu": "3920m", "memory": "16277216Ki"}
 
 
 @pytest.fixture
-def apiserver() -> FakeApiServer:
+def apiserver() -> Iterator[FakeApiServer]:
     with FakeApiServer() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
-def make(server: FakeApiServer, nodes: list[NodeView] | None = None, keys: tuple[str, ...] = KEYS) -> MetricsServerSource:
+def make(
+    server: FakeApiServer, nodes: list[NodeView] | None = None, keys: tuple[str, ...] = KEYS
+) -> MetricsServerSource:
     spec = SourceSpec("metrics", "metrics-server", timeout=2.0, keys=frozenset(keys))
     client = KubeClient(ClusterConfig(server=server.url, token_source=StaticToken("test-token")))
     return MetricsServerSource(spec, lambda: nodes if nodes is not None else [N1], client)
@@ -53,7 +57,8 @@ def test_only_the_requested_keys_and_unknown_keys_are_partial_errors(apiserver: 
 def test_the_fake_answers_like_the_recorded_cluster_without_metrics_server(apiserver: FakeApiServer) -> None:
     recorded = (FIXTURES / "kube-apiserver-v1.24" / "metrics-api-absent.json").read_text()
     assert "404 page not found" in recorded
-    with pytest.raises(SourceError, match="metrics.k8s.io is not served.*install metrics-server, or use a prometheus source"):
+    absent = "metrics.k8s.io is not served.*install metrics-server, or use a prometheus source"
+    with pytest.raises(SourceError, match=absent):
         make(apiserver).fetch(KEYS)
 
 

@@ -117,7 +117,8 @@ def test_a_source_bug_is_logged_with_its_type_and_the_thread_goes_on(caplog: pyt
 
 def test_one_staleness_line_per_refresh_names_nodes_and_rules(caplog: pytest.LogCaptureFixture) -> None:
     old = time.time() - 600
-    source = Scripted([{"cpu": {"n1": Sample(5.0, time.time()), "n2": Sample(float("nan"), time.time()), "n3": Sample(1.0, old)}}])
+    now = time.time()
+    source = Scripted([{"cpu": {"n1": Sample(5.0, now), "n2": Sample(float("nan"), now), "n3": Sample(1.0, old)}}])
     r = refresher(source)
     with caplog.at_level(logging.DEBUG, "extender.load"):
         r.refresh_once()
@@ -158,7 +159,8 @@ def test_repeated_identical_failures_warn_once_then_debug_until_the_repeat_inter
 
 
 def test_a_changed_state_warns_at_once_and_recovery_is_info(caplog: pytest.LogCaptureFixture) -> None:
-    source = Scripted([SourceError("a"), SourceError("a"), SourceError("b"), now_samples("n1", "n2", "n3"), now_samples("n1", "n2", "n3")])
+    fine = now_samples("n1", "n2", "n3")
+    source = Scripted([SourceError("a"), SourceError("a"), SourceError("b"), fine, fine])
     r = refresher(source)
     levels = []
     with caplog.at_level(logging.DEBUG, "extender.load"):
