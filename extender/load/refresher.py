@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from extender.load.source import MetricSource, NodeLister, Samples, SourceError
@@ -91,6 +92,7 @@ class SourceStatus:
         return {
             "type": self.type,
             "keys": self.keys,
+            "lastSuccess": _rfc3339(self.last_success),
             "lastSuccessAgeSeconds": round(now - self.last_success, 3) if self.last_success is not None else None,
             "lastError": self.last_error,
             "consecutiveFailures": self.consecutive_failures,
@@ -100,6 +102,10 @@ class SourceStatus:
             "partialErrors": dict(self.partial_errors),
             "staleNodes": dict(self.stale_nodes),
         }
+
+
+def _rfc3339(at: float | None) -> str | None:
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if at is not None else None
 
 
 class _Throttle:

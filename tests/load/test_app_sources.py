@@ -4,6 +4,9 @@ read by test-local rules through ``ctx.load``; a cluster without metrics-server;
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import logging
 import time
 from collections.abc import Iterator
@@ -195,3 +198,16 @@ def test_full_node_mode_builds_the_api_config_for_metrics_server_and_maps_seen_n
         assert "node-00001" in filtered["FailedAndUnresolvableNodes"]
     finally:
         stop(app)
+
+
+def test_serve_with_a_metrics_server_source_refuses_to_start_without_api_access(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "EXTENDER_", "KUBECONFIG"))}
+    env["HOME"] = str(tmp_path)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy())
+    result = subprocess.run(
+        [sys.executable, "-m", "extender", "serve", "--policy", str(policy_file)],
+        capture_output=True, text=True, env=env, timeout=30, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Kubernetes API access is needed (a metrics-server source) but " in result.stderr

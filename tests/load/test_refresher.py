@@ -73,7 +73,7 @@ def test_a_failed_fetch_keeps_the_previous_samples_and_counts_failures() -> None
     health = r.health()
     assert health["consecutiveFailures"] == 2 and health["lastError"] == "unreachable"
     assert health["series"] == {"cpu": 3} and health["fetches"] == 3
-    assert health["lastSuccessAgeSeconds"] is not None
+    assert health["lastSuccessAgeSeconds"] is not None and health["lastSuccess"].endswith("Z")
 
 
 def test_only_the_specs_keys_are_fetched_first_at_start_then_on_the_interval() -> None:
