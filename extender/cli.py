@@ -125,13 +125,16 @@ def _serve(args: argparse.Namespace) -> int:
         except TLSFilesError as exc:
             print(f"extender: refusing to start: TLS: {exc}", file=sys.stderr)
             return 1
-    if settings.needs_api(policy.bind_enabled):
+    from extender.load.state import uses_metrics_api
+
+    metrics_api = uses_metrics_api(policy)
+    if settings.needs_api(policy.bind_enabled, metrics_api):
         from extender.kube.config import ConfigError, load_config
 
         try:
             config = load_config(settings.kubeconfig, settings.kube_context)
         except ConfigError as exc:
-            print(f"extender: refusing to start: Kubernetes API access is needed ({_api_uses(settings, policy.bind_enabled)}) but {exc}", file=sys.stderr)
+            print(f"extender: refusing to start: Kubernetes API access is needed ({_api_uses(settings, policy.bind_enabled, metrics_api)}) but {exc}", file=sys.stderr)
             return 1
         logging.getLogger("extender").info("Kubernetes API at %s (%s)", config.server, config.source)
     _warn_if_preempt_guesses(settings, policy)
@@ -147,10 +150,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_uses(settings: Settings, bind: bool) -> str:
+def _api_uses(settings: Settings, bind: bool, metrics_api: bool = False) -> str:
     uses = [name for name, on in (("--node-cache", settings.node_cache), ("--pod-cache", settings.pod_cache), ("bind", bind)) if on]
     if settings.preempt_node_lookup:
         uses.append("--preempt-node-lookup")
+    if metrics_api:
+        uses.append("a metrics-server source")
     return ", ".join(uses)
 
 

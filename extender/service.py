@@ -29,6 +29,7 @@ from extender.engine import (
 from extender.kube.binder import BindError
 from extender.kube.candidates import CandidateNodes, NodeFetcher
 from extender.kube.seen import SeenNodes
+from extender.measured import NO_LOAD, LoadView
 from extender.sdk.rules import Context
 from extender.view import NodeView, PodView
 
@@ -94,8 +95,11 @@ class ExtenderService:
         binder: Binder | None = None,
         options: ServiceOptions = ServiceOptions(),
         clock: Callable[[], datetime] = _utcnow,
+        load: LoadView = NO_LOAD,
     ) -> None:
         self.policy = policy
+        #: what rules read through ``ctx.load`` (extender.load.view.ClusterLoad when running)
+        self.load = load
         self.engine = Engine(policy)
         self.nodes = nodes
         #: preempt's sources of Node objects: the node cache, ``seen`` (nodes of full-node
@@ -106,7 +110,7 @@ class ExtenderService:
         self.clock = clock
 
     def _context(self) -> Context:
-        return Context(now=self.clock())
+        return Context(now=self.clock(), load=self.load)
 
     def _resolve_names(self, names: Sequence[str]) -> tuple[list[NodeView], list[int], list[str]]:
         """Known views, their positions in ``names``, and the unknown names."""

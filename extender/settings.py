@@ -119,9 +119,10 @@ class Settings:
             values[f.name] = _parse(f"EXTENDER_{f.name.upper()}", raw, str(f.type))
         return cls().with_overrides(values)
 
-    def needs_api(self, bind_enabled: bool) -> bool:
-        """Whether the extender must talk to the Kubernetes API."""
-        return self.node_cache or self.pod_cache or bind_enabled or self.preempt_node_lookup
+    def needs_api(self, bind_enabled: bool, metrics_api: bool = False) -> bool:
+        """Whether the extender must talk to the Kubernetes API (``metrics_api``: the policy
+        has a metrics-server source)."""
+        return self.node_cache or self.pod_cache or bind_enabled or self.preempt_node_lookup or metrics_api
 
     def validate(self) -> list[str]:
         """Problems with these settings, as messages naming the setting."""

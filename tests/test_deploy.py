@@ -85,6 +85,8 @@ FEATURE_RBAC: dict[str, dict[tuple[str, str], set[str]]] = {
     "pod-cache": {("", "pods"): {"list", "watch"}},
     "bind": {("", "pods/binding"): {"create"}, ("", "pods"): {"get"}},
     "preempt-node-lookup": {("", "nodes"): {"get"}},
+    # a metrics-server source: one list of NodeMetrics per refresh
+    "metrics-server-source": {("metrics.k8s.io", "nodes"): {"list"}},
 }
 # What each component under deploy/components sets on the extender container.
 COMPONENT_ENV = {
@@ -92,6 +94,7 @@ COMPONENT_ENV = {
     "pod-cache": {"EXTENDER_POD_CACHE": "true"},
     "bind": {"EXTENDER_BIND_TIMEOUT": "3"},  # bind itself is switched on by the policy
     "preempt-node-lookup": {"EXTENDER_PREEMPT_NODE_LOOKUP": "true"},
+    "metrics-server-source": {},  # the source itself is declared in the policy
 }
 # Built-in roles bound in deploy/, which no render contains. Excerpts of the bootstrap policy
 # (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, K1.30): only the rules an
@@ -265,7 +268,9 @@ def features_of(docs: list[dict[str, Any]], pod: dict[str, Any], container: dict
         "pod-cache": settings.pod_cache,
         "preempt-node-lookup": settings.preempt_node_lookup,
     }
-    enabled["bind"] = mounted_policy(docs, pod, container).bind_enabled
+    policy = mounted_policy(docs, pod, container)
+    enabled["bind"] = policy.bind_enabled
+    enabled["metrics-server-source"] = any(spec.type == "metrics-server" for spec in policy.sources.values())
     return {name for name, on in enabled.items() if on}
 
 
@@ -812,7 +817,7 @@ def test_extender_rbac_is_exactly_what_its_features_need(rendered: dict[str, lis
         one(docs, "ServiceAccount", subject["name"], subject["namespace"])
         granted = rbac_grants(docs, subject)
         needed = needed_rbac(features)
-        assert has_api_token(docs, pod, container) is settings_of(container).needs_api("bind" in features), where
+        assert has_api_token(docs, pod, container) is settings_of(container).needs_api("bind" in features, "metrics-server-source" in features), where
         if all(c["image"].split(":")[0] == EXTENDER_IMAGE for c in pod["containers"]):
             # An identity of its own: exactly what the features need, nothing more.
             assert granted == needed, f"{where}: granted {granted}, needs {needed}"
@@ -888,7 +893,8 @@ def test_each_component_alone_adds_only_its_own_rules(
     assert settings.preempt_node_lookup is (component == "preempt-node-lookup")
     # The bind component cannot switch bind on (the policy does): base policy, bind disabled.
     assert policy.bind_enabled is False
-    assert settings.needs_api(policy.bind_enabled) is (component != "bind")
+    # Neither can the metrics-server component add the source (the policy does).
+    assert settings.needs_api(policy.bind_enabled) is (component not in ("bind", "metrics-server-source"))
     if component == "bind":
         text = (DEPLOY / "components" / "bind" / "kustomization.yaml").read_text()
         assert "enabled: true" in text, "the component must say the policy has to enable bind"

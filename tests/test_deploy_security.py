@@ -158,7 +158,8 @@ def test_egress_is_the_api_server_exactly_when_a_feature_calls_it(
 ) -> None:
     docs = renders[layout]
     _, pod, container = extender_pod(docs)
-    assert settings_of(container).needs_api("bind" in features_of(docs, pod, container)) is api
+    features = features_of(docs, pod, container)
+    assert settings_of(container).needs_api("bind" in features, "metrics-server-source" in features) is api
     egress = [p for p in objects(docs, "NetworkPolicy") if "Egress" in p["spec"]["policyTypes"] and selected(p, docs)]
     assert egress, f"{layout}: egress must be isolated"
     allowed = [

@@ -12,7 +12,12 @@ from werkzeug.exceptions import HTTPException
 from extender.engine import Policy
 from extender.kube.cluster import ClusterOptions, ClusterState
 from extender.kube.config import load_config
+from extender.kube.client import KubeClient
 from extender.kube.seen import SeenNodes
+from extender.load.source import NodeLister
+from extender.load.state import LoadState, build_load, uses_metrics_api
+from extender.load.view import ClusterLoad
+from extender.view import NodeView
 from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
@@ -48,7 +53,7 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
     Raises :class:`~extender.kube.config.ConfigError` if the API is needed but unreachable
     by configuration (no in-cluster service account, no kubeconfig).
     """
-    if not settings.needs_api(policy.bind_enabled):
+    if not settings.needs_api(policy.bind_enabled, uses_metrics_api(policy)):
         return None
     config = load_config(settings.kubeconfig, settings.kube_context)
     return ClusterState(
@@ -64,6 +69,37 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
             stale_after=settings.cache_stale_seconds,
         ),
     )
+
+
+def node_lister(cluster: ClusterState | None, seen: SeenNodes | None) -> NodeLister:
+    """The nodes sources map their series through: the node cache's views if there is one,
+    else the nodes seen in full-node requests (else none)."""
+    store = cluster.nodes if cluster is not None else None
+    if store is not None:
+        cache = store
+
+        def cached() -> list[NodeView]:
+            return [view for view in cache.get_many(cache.names()) if view is not None]
+
+        return cached
+    if seen is not None:
+        remembered = seen
+
+        def seen_views() -> list[NodeView]:
+            return [view for view in remembered.get_many(remembered.names()) if view is not None]
+
+        return seen_views
+    return list
+
+
+def build_sources(policy: Policy, cluster: ClusterState | None, seen: SeenNodes | None) -> LoadState | None:
+    """The policy's metric sources (not started), or None if it has none."""
+
+    def client() -> KubeClient:
+        assert cluster is not None
+        return KubeClient(cluster.config, timeout=cluster.options.api_timeout)
+
+    return build_load(policy, node_lister(cluster, seen), client if cluster is not None else None)
 
 
 def create_app(
@@ -87,18 +123,26 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     health: Health = _no_caches
+    load: LoadState | None = None
     if service is None:
         policy = policy or load_policy(settings.policy)
         cluster = cluster or build_cluster(settings, policy)
+        seen = SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None
+        load = build_sources(policy, cluster, seen)
         service = ExtenderService(
             policy,
             nodes=cluster.nodes if cluster else None,
-            seen=SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None,
+            seen=seen,
             fetcher=cluster.node_lookup if cluster else None,
             binder=cluster.binder if cluster else None,
             options=ServiceOptions(
                 unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
                 preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
+            ),
+            # cluster.binds: the bind history in-flight accounting reads (None until it lands)
+            load=ClusterLoad(
+                samples=load.store if load else None,
+                placements=cluster.binds if cluster else None,
             ),
         )
     if cluster is not None:
@@ -106,6 +150,8 @@ def create_app(
         readiness = readiness or cluster.readiness
         health = cluster.health
         log.info("Kubernetes API: %s; caches: %s", cluster.config.source, ", ".join(r.name for r in cluster.reflectors) or "none")
+    if load is not None:
+        load.start()  # after the caches: the first fetch maps series through their nodes
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Every method a route does not take is a JSON 405 naming the one it does; Flask's
@@ -113,8 +159,11 @@ def create_app(
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["extender.service"] = service
     app.extensions["extender.cluster"] = cluster
+    #: the metric sources' refreshers: stop() them where the cluster state is stopped
+    app.extensions["extender.load"] = load
     app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
-    app.register_blueprint(probes_blueprint(_unless_draining(readiness or _always_ready, draining), health))
+    ready = _unless_draining(readiness or _always_ready, draining)
+    app.register_blueprint(probes_blueprint(ready, health, load.health if load else None))
     app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)

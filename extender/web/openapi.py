@@ -151,7 +151,13 @@ def _probe_schemas() -> JSONType:
     return {
         "Health": {
             "type": "object",
-            "properties": {"status": {"const": "ok"}, "caches": {"type": "object"}},
+            "properties": {
+                "status": {"const": "ok"},
+                "caches": {"type": "object"},
+                # per metric source: lastSuccessAgeSeconds, lastError, consecutiveFailures,
+                # fetchSeconds, series and staleNodes per key, partialErrors (never readiness)
+                "sources": {"type": "object"},
+            },
             "required": ["status"],
             "additionalProperties": False,
         },
@@ -240,7 +246,7 @@ def openapi_document(prefix: str) -> JSONType:
                 "bind the pod to the node", "ExtenderBindingArgs", "ExtenderBindingResult",
                 "Error is empty on success.",
             ),
-            "/healthz": _get("healthz", "Alive; the caches' sizes and ages.", "Health"),
+            "/healthz": _get("healthz", "Alive; the caches' sizes and ages, the metric sources' state.", "Health"),
             "/readyz": _get(
                 "readyz", "Ready to answer.", "Readiness",
                 {"503": {"description": "Not ready yet (the node cache's first list).", "content": _json_content(_ref("Readiness"))}},

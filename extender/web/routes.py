@@ -87,16 +87,23 @@ def _unsupported_content_type(value: str | None) -> str | None:
     return f"unsupported Content-Type {shown!r}: send {JSON} (UTF-8)"
 
 
-def probes_blueprint(readiness: Readiness, health: Health) -> Blueprint:
-    """``GET /healthz`` (alive; reports cache ages), ``/readyz`` (ready to answer), ``/version``."""
+def probes_blueprint(readiness: Readiness, health: Health, sources: Health | None = None) -> Blueprint:
+    """``GET /healthz`` (alive; reports cache ages and metric sources), ``/readyz`` (ready to
+    answer), ``/version``."""
     bp = Blueprint("probes", __name__)
 
     @bp.get("/healthz")
     def healthz() -> Response:
         # Liveness stays 200 whatever the caches say: a slow API server must not get every
         # replica restarted. The cache ages are there for humans and alerts.
+        # Sources are reported, never judged: stale load data is each rule's onStale's business.
+        report: dict[str, Any] = {"status": "ok"}
         caches = health()
-        return _json(encode_json({"status": "ok", "caches": caches} if caches else {"status": "ok"}))
+        if caches:
+            report["caches"] = caches
+        if sources is not None:
+            report["sources"] = sources()
+        return _json(encode_json(report))
 
     @bp.get("/readyz")
     def readyz() -> Response:

@@ -15,6 +15,8 @@ and ``/api/v1/namespaces/<ns>/pods`` (list, watch), ``.../pods/<name>``,
 ``POST .../pods/<name>/binding``, ``/version``, ``/healthz``, ``/livez``, ``/readyz``. Any
 ``/apis/<group>/...`` is the plain-text 404 of an API group that is not installed (as the
 recorded metrics.k8s.io); other paths are a 404 Status, other methods on known paths 405.
+With ``metrics_server=True`` (or :meth:`set_node_metrics`), ``/apis/metrics.k8s.io/v1beta1/nodes``
+and ``.../nodes/<name>`` answer NodeMetricsList and NodeMetrics as metrics-server v0.6 does.
 
 On the wire, as the real server: compact JSON and a newline; ``Audit-Id`` and
 ``Cache-Control: no-cache, private`` on every response; gzip above 128 KiB when the client
@@ -103,6 +105,7 @@ _FAILURES: dict[int, tuple[str, str]] = {
 _COLLECTION = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>nodes|pods)$")
 _OBJECT = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>nodes|pods)/(?P<name>[^/]+)$")
 _BINDING = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/binding$")
+_NODE_METRICS = re.compile(r"^/apis/metrics\.k8s\.io/v1beta1/nodes(?:/(?P<name>[^/]+))?$")
 _GO_TRUE, _GO_FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("", "0", "f", "F", "FALSE", "false", "False")
 
 
@@ -207,6 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/version":
                 return _Response(200, go_json(VERSION_INFO) + b"\n")
             return _Response(200, b"ok", "text/plain; charset=utf-8", {"X-Content-Type-Options": "nosniff"})
+        if (match := _NODE_METRICS.match(path)) and self.server.fake.metrics_server:
+            self._require(method, "GET")
+            return self.server.fake._node_metrics(match["name"])
         if path.startswith("/apis/"):  # no aggregated or custom API group is installed
             return _Response(404, PAGE_NOT_FOUND, "text/plain; charset=utf-8", {"X-Content-Type-Options": "nosniff"})
         if match := _BINDING.match(path):
@@ -418,8 +424,14 @@ class FakeApiServer:
         nodes: list[JsonObj] | None = None,
         pods: list[JsonObj] | None = None,
         port: int = 0,
+        metrics_server: bool = False,
     ) -> None:
         self.token = token
+        #: whether metrics.k8s.io is served (False: its plain-text 404, as without metrics-server)
+        self.metrics_server = metrics_server
+        #: NodeMetrics usage by node name: ``{"cpu": "250m", "memory": "1234Ki"}`` and the
+        #: item's ``timestamp`` (RFC 3339); nodes without an entry are not reported
+        self.node_metrics: dict[str, JsonObj] = {}
         self.port = port
         self.tls = tls
         self.require_client_cert = require_client_cert
@@ -537,6 +549,37 @@ class FakeApiServer:
         """``count`` clones of a node named after the highest existing number (new uid,
         hostname label and address); one revision and ADDED event each. Returns the names."""
         return self.store.clone_nodes(count, template_name)
+
+    def set_node_metrics(self, name: str, cpu: str, memory: str, timestamp: str | None = None) -> None:
+        """What metrics-server reports for node ``name`` (and serve metrics.k8s.io)."""
+        self.metrics_server = True
+        stamp = timestamp or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.node_metrics[name] = {"timestamp": stamp, "usage": {"cpu": cpu, "memory": memory}}
+
+    def _node_metrics(self, name: str | None) -> _Response:
+        """NodeMetrics as metrics-server v0.6 answers: the node's labels, a creationTimestamp of
+        now (the object is computed per request), ``window`` as a Go duration."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        nodes = self.store.snapshot(NODES)
+
+        def item(node: str) -> JsonObj:
+            labels = nodes.get(node, {}).get("metadata", {}).get("labels", {})
+            metrics = self.node_metrics[node]
+            return {
+                "metadata": {"name": node, "creationTimestamp": now, "labels": labels},
+                "timestamp": metrics["timestamp"],
+                "window": "20.036s",
+                "usage": metrics["usage"],
+            }
+
+        if name is not None:
+            if name not in self.node_metrics:
+                raise StatusError(404, "NotFound", f'nodemetrics.metrics.k8s.io "{name}" not found', details={})
+            body = {"kind": "NodeMetrics", "apiVersion": "metrics.k8s.io/v1beta1", **item(name)}
+        else:
+            listed = [item(n) for n in sorted(self.node_metrics) if n in nodes]
+            body = {"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": listed}
+        return _Response(200, go_json(body) + b"\n")
 
     # -- watch controls ----------------------------------------------------------------------
 

@@ -10,28 +10,34 @@ from collections.abc import Callable
 
 import pytest
 
+from extender.engine.model import SourceSpec
 from extender.kube.binder import BindError
+from extender.kube.client import KubeClient
 from extender.kube.cluster import ClusterOptions, ClusterState
 from extender.kube.config import ClusterConfig, StaticToken
+from extender.load.metrics_server import KEYS, MetricsServerSource
 from tests.conftest import eventually
 from tests.kube.fake_apiserver import FakeApiServer, RecordedRequest
 from tests.kube.test_binder import GPU_UID
 from tests.test_deploy import FEATURE_RBAC
 
-_PATH = re.compile(r"^/api/v1/(?:namespaces/[^/]+/)?(?P<resource>[a-z]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[a-z]+))?)?$")
+_PATH = re.compile(
+    r"^/(?:api/v1|apis/(?P<group>[a-z0-9.-]+)/[a-z0-9]+)/(?:namespaces/[^/]+/)?(?P<resource>[a-z]+)"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>[a-z]+))?)?$"
+)
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 def as_rbac(request: RecordedRequest) -> tuple[tuple[str, str], str]:
     """((apiGroup, resource[/subresource]), verb), as the API server's RequestInfo resolves it."""
     match = _PATH.match(request.path)
-    assert match, f"the extender called a path outside the core API: {request.path}"
+    assert match, f"the extender called a path that is not a resource: {request.path}"
     resource = match["resource"] + (f"/{match['sub']}" if match["sub"] else "")
     if request.method == "GET":
         verb = "get" if match["name"] else ("watch" if request.is_watch else "list")
     else:
         verb = _VERBS[request.method]
-    return ("", resource), verb
+    return (match["group"] or "", resource), verb
 
 
 def observed(server: FakeApiServer) -> dict[tuple[str, str], set[str]]:
@@ -70,11 +76,22 @@ def exercise_node_lookup(server: FakeApiServer, cluster: ClusterState) -> None:
     assert sorted(lookup.fetch(["node-00001", "node-00002", "no-such-node"])) == ["node-00001", "node-00002"]
 
 
+def exercise_metrics_server(server: FakeApiServer, cluster: ClusterState) -> None:
+    server.set_node_metrics("node-00001", "250m", "1234Ki")
+    spec = SourceSpec("metrics", "metrics-server", keys=frozenset(KEYS))
+    source = MetricsServerSource(spec, list, KubeClient(cluster.config))
+    try:
+        assert source.fetch(KEYS)["cpu_cores"]["node-00001"].value == 0.25
+    finally:
+        source.close()
+
+
 FEATURES: dict[str, tuple[ClusterOptions, Callable[[FakeApiServer, ClusterState], None]]] = {
     "node-cache": (ClusterOptions(nodes=True), exercise_caches),
     "pod-cache": (ClusterOptions(nodes=False, pods=True), exercise_caches),
     "bind": (ClusterOptions(nodes=False, bind=True), exercise_bind),
     "preempt-node-lookup": (ClusterOptions(nodes=False, node_lookup=True), exercise_node_lookup),
+    "metrics-server-source": (ClusterOptions(nodes=False), exercise_metrics_server),
 }
 
 

@@ -6,4 +6,6 @@ from marshmallow import Schema
 
 
 class MetricsServerOptionsSchema(Schema):
-    """No options of its own yet: it reads ``/apis/metrics.k8s.io/v1beta1/nodes``."""
+    """No options of its own: it reads ``/apis/metrics.k8s.io/v1beta1/nodes`` with the
+    extender's API credentials. Keys rules may read: ``cpu`` and ``memory`` (percent of
+    allocatable), ``cpu_cores`` and ``memory_bytes`` (raw usage)."""
