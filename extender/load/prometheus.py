@@ -147,7 +147,7 @@ class PrometheusSource(MetricSource):
         self._headers = {"Accept": "application/json", **options.get("headers", {})}
         self._http = session(tls.get("server_name"))
         #: per key returned, what was left out of it (series without a node, duplicates, Prometheus' warnings)
-        self.warnings: dict[str, list[str]] = {}
+        self.warnings = {}
 
     def fetch(self, keys: Collection[str]) -> Samples:
         self.partial_errors = {}

@@ -85,6 +85,7 @@ class SourceStatus:
     fetch_seconds: float | None = None
     series: dict[str, int] = field(default_factory=dict)
     partial_errors: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
     #: per key, how many known nodes had no fresh sample after the last refresh
     stale_nodes: dict[str, int] = field(default_factory=dict)
 
@@ -100,6 +101,7 @@ class SourceStatus:
             "fetchSeconds": round(self.fetch_seconds, 4) if self.fetch_seconds is not None else None,
             "series": dict(self.series),
             "partialErrors": dict(self.partial_errors),
+            "warnings": {key: list(notes) for key, notes in self.warnings.items()},
             "staleNodes": dict(self.stale_nodes),
         }
 
@@ -195,6 +197,7 @@ class Refresher:
             status.last_success, status.last_error, status.consecutive_failures = self.clock(), None, 0
             status.series = {key: len(samples.get(key, {})) for key in self.keys}
             status.partial_errors = dict(self.source.partial_errors)
+            status.warnings = {key: list(notes) for key, notes in self.source.warnings.items()}
         else:
             status.last_error = error
             status.consecutive_failures += 1
@@ -217,6 +220,7 @@ class Refresher:
         stale = self._stale()
         self.status.stale_nodes = {key: len(nodes) for key, nodes in stale.items()}
         problems = [f"{key}: {why}" for key, why in self.status.partial_errors.items()]
+        problems.extend(f"{key}: {'; '.join(notes)}" for key, notes in self.status.warnings.items() if notes)
         for key, nodes in stale.items():
             if not nodes:
                 continue

@@ -40,6 +40,9 @@ class MetricSource(ABC):
         self.nodes = nodes
         #: per metric key, why it is missing from the last fetch (cleared on each fetch)
         self.partial_errors: dict[str, str] = {}
+        #: per metric key, notes on samples that came back incomplete (unmapped series, a
+        #: node with several series, the source's own warnings); cleared on each fetch
+        self.warnings: dict[str, list[str]] = {}
 
     @property
     def name(self) -> str:

@@ -16,6 +16,7 @@ from extender.engine.model import SourceSpec
 from extender.kube.client import KubeClient
 from extender.load.metrics_server import MetricsServerSource
 from extender.load.node_annotations import NodeAnnotationsSource
+from extender.load.prometheus import PrometheusSource
 from extender.load.refresher import MetricStore, Refresher
 from extender.load.source import MetricSource, NodeLister
 
@@ -42,7 +43,7 @@ def source_factories(api_client: ClientFactory | None) -> dict[str, SourceFactor
     factories: dict[str, SourceFactory] = {
         "metrics-server": metrics_server,
         "node-annotations": NodeAnnotationsSource,
-        # MERGE: the lead adds "prometheus": PrometheusSource (extender.load.prometheus) here.
+        "prometheus": PrometheusSource,
     }
     return factories
 
