@@ -72,7 +72,7 @@ def inflight_percent(node: NodeView, inflight: InFlight, resource: str, factor: 
     """In-flight requests of ``resource`` as a percentage of the node's allocatable, times
     ``factor`` (0 when the node reports no allocatable of it)."""
     allocatable = float(node.allocatable.get(resource, 0))
-    if allocatable <= 0:
+    if not allocatable > 0:  # also NaN
         return 0.0
     return 100.0 * factor * inflight.request(resource) / allocatable
 
@@ -80,9 +80,52 @@ def inflight_percent(node: NodeView, inflight: InFlight, resource: str, factor: 
 def pod_request_percent(pod: PodView, node: NodeView, resource: str) -> float:
     """The pod's own effective request of ``resource`` as a percentage of the node's allocatable."""
     allocatable = float(node.allocatable.get(resource, 0))
-    if allocatable <= 0:
+    if not allocatable > 0:  # also NaN
         return 0.0
     return 100.0 * float(pod.requests.get(resource, 0)) / allocatable
+
+
+@dataclass(frozen=True, slots=True)
+class InflightSpec:
+    """How a rule counts pods placed since a sample was measured: their requests as a
+    percentage of allocatable, times ``factor``, since the sample's time minus ``lag``."""
+
+    factor: float = 1.0
+    lag: timedelta = timedelta(0)
+
+
+def _not_negative(value: timedelta) -> bool:
+    if value < timedelta(0):
+        raise ValidationError("must not be negative")
+    return True
+
+
+class InflightSchema(Schema):
+    """``inflight: {factor: 1.0, lag: 0s}``; loads an :class:`InflightSpec`."""
+
+    factor = fields.Float(load_default=1.0, validate=validate.Range(min=0, error="must be a non-negative number"))
+    lag = Duration(load_default=timedelta(0), validate=_not_negative)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> InflightSpec:
+        return InflightSpec(factor=data["factor"], lag=data["lag"])
+
+
+def inflight_field(default: InflightSpec | None) -> fields.Nested:
+    """``inflight``: a rule's in-flight accounting (``default`` when omitted; None: off)."""
+    return fields.Nested(InflightSchema, load_default=default)
+
+
+def with_inflight(
+    ctx: Context, node: NodeView, sample: Sample, resource: str | None, spec: InflightSpec | None
+) -> float:
+    """``sample``'s value plus the requests of pods placed on ``node`` since it was measured,
+    as a percentage of allocatable ``resource`` (just the value when ``spec`` or ``resource``
+    is None, or the factor is 0: no placement lookup)."""
+    if spec is None or resource is None or spec.factor == 0:
+        return sample.value
+    placed = inflight_since(ctx, node.name, sample, spec.lag)
+    return sample.value + inflight_percent(node, placed, resource, spec.factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +176,19 @@ class PodMatcherSchema(Schema):
 
 __all__ = [
     "DEFAULT_SOURCE",
+    "InflightSchema",
+    "InflightSpec",
     "PREDICATE_ON_STALE",
     "PRIORITY_ON_STALE",
     "PodMatcher",
     "PodMatcherSchema",
     "fresh_sample",
+    "inflight_field",
     "inflight_percent",
     "inflight_since",
     "max_age_field",
     "on_stale_field",
     "pod_request_percent",
     "source_field",
+    "with_inflight",
 ]
