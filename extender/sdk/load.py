@@ -68,19 +68,30 @@ def inflight_since(ctx: Context, node: str, sample: Sample, lag: timedelta = tim
     return ctx.load.placed_since(node, sample.timestamp - lag.total_seconds())
 
 
+def allocatable_amount(node: NodeView, resource: str) -> float:
+    """The node's allocatable ``resource`` in base units; 0 when it reports none, or a
+    quantity that does not parse (load rules treat such a node as having no capacity share
+    to add, rather than failing the node)."""
+    try:
+        amount = float(node.allocatable.get(resource, 0))
+    except ValueError:  # QuantityError: a malformed quantity in status.allocatable
+        return 0.0
+    return amount if amount > 0 else 0.0  # also NaN
+
+
 def inflight_percent(node: NodeView, inflight: InFlight, resource: str, factor: float = 1.0) -> float:
     """In-flight requests of ``resource`` as a percentage of the node's allocatable, times
     ``factor`` (0 when the node reports no allocatable of it)."""
-    allocatable = float(node.allocatable.get(resource, 0))
-    if not allocatable > 0:  # also NaN
+    allocatable = allocatable_amount(node, resource)
+    if allocatable == 0:
         return 0.0
     return 100.0 * factor * inflight.request(resource) / allocatable
 
 
 def pod_request_percent(pod: PodView, node: NodeView, resource: str) -> float:
     """The pod's own effective request of ``resource`` as a percentage of the node's allocatable."""
-    allocatable = float(node.allocatable.get(resource, 0))
-    if not allocatable > 0:  # also NaN
+    allocatable = allocatable_amount(node, resource)
+    if allocatable == 0:
         return 0.0
     return 100.0 * float(pod.requests.get(resource, 0)) / allocatable
 
@@ -182,6 +193,7 @@ __all__ = [
     "PRIORITY_ON_STALE",
     "PodMatcher",
     "PodMatcherSchema",
+    "allocatable_amount",
     "fresh_sample",
     "inflight_field",
     "inflight_percent",

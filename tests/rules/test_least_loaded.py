@@ -100,7 +100,11 @@ def test_custom_resources_and_weights() -> None:
 
 def test_odd_nodes_never_raise() -> None:
     placed: Placements = (("n1", T, {"cpu": 4.0, "memory": 1e12}),)
-    for odd in (NodeView("n1"), NodeView("n1", allocatable={"cpu": "0", "memory": "0"})):
+    for odd in (
+        NodeView("n1"),
+        NodeView("n1", allocatable={"cpu": "0", "memory": "0"}),
+        NodeView("n1", allocatable={"cpu": "lots", "memory": "-1"}),
+    ):
         assert make().score(POD, odd, ctx(LOAD, placements=placed)) == pytest.approx(57.0)  # no in-flight share
     assert make().cache_key(POD, ctx(LOAD)) is None
 

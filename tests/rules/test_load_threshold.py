@@ -129,7 +129,13 @@ def test_memory_inflight_is_in_bytes_and_resource_is_inferred_or_given() -> None
 
 
 @pytest.mark.parametrize(
-    "odd", [NodeView("n1"), NodeView("n1", allocatable={"cpu": "0"}), NodeView("n1", allocatable={"memory": "1Gi"})]
+    "odd",
+    [
+        NodeView("n1"),
+        NodeView("n1", allocatable={"cpu": "0"}),
+        NodeView("n1", allocatable={"memory": "1Gi"}),
+        NodeView("n1", allocatable={"cpu": "lots"}),  # a malformed quantity: no share, no exception
+    ],
 )
 def test_a_node_without_allocatable_adds_no_inflight(odd: NodeView) -> None:
     placed = (("n1", T, {"cpu": 100.0}),)
