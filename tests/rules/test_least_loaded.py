@@ -19,8 +19,14 @@ from extender.view import ContainerResources
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
-KEYS = ("cpu_usage_avg_5m", "cpu_usage_max_avg_1h", "cpu_usage_max_avg_1d",
-        "mem_usage_avg_5m", "mem_usage_max_avg_1h", "mem_usage_max_avg_1d")
+KEYS = (
+    "cpu_usage_avg_5m",
+    "cpu_usage_max_avg_1h",
+    "cpu_usage_max_avg_1d",
+    "mem_usage_avg_5m",
+    "mem_usage_max_avg_1h",
+    "mem_usage_max_avg_1d",
+)
 C5, C1H, C1D, M5, M1H, M1D = (MetricRef("prometheus", k) for k in KEYS)
 POD = PodView("web-1", "default")
 NODE = NodeView("n1", allocatable={"cpu": "10", "memory": "32Gi"})
@@ -183,7 +189,10 @@ def problems(params: str) -> list[str]:
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ("{onStale: skip, maxAge: -1m}", ["maxAge: must be greater than 0", "onStale: must be one of neutral, allow, deny"]),
+        (
+            "{onStale: skip, maxAge: -1m}",
+            ["maxAge: must be greater than 0", "onStale: must be one of neutral, allow, deny"],
+        ),
         ("{resources: {}}", ["resources: must be a non-empty mapping of resource name to {weight, windows}"]),
         ("{resources: [cpu]}", ["resources: must be a non-empty mapping of resource name to {weight, windows}"]),
         (

@@ -17,11 +17,16 @@ from extender.sdk import Context, NodeView, PodView, Rejection
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 T = NOW.timestamp()
-CPU5, CPU1H, MEM5 = (MetricRef("prometheus", k) for k in ("cpu_usage_avg_5m", "cpu_usage_max_avg_1h", "mem_usage_avg_5m"))
+CPU5, CPU1H, MEM5 = (
+    MetricRef("prometheus", key) for key in ("cpu_usage_avg_5m", "cpu_usage_max_avg_1h", "mem_usage_avg_5m")
+)
 POD = PodView("web-1", "default")
 NODE = NodeView("n1", allocatable={"cpu": "8", "memory": "32Gi"})
-DEFAULT = [{"metric": "cpu_usage_avg_5m", "max": 65}, {"metric": "cpu_usage_max_avg_1h", "max": 75},
-           {"metric": "mem_usage_avg_5m", "max": 65}]
+DEFAULT = [
+    {"metric": "cpu_usage_avg_5m", "max": 65},
+    {"metric": "cpu_usage_max_avg_1h", "max": 75},
+    {"metric": "mem_usage_avg_5m", "max": 65},
+]
 
 
 def make(**params: Any) -> LoadThresholdPredicate:
@@ -50,7 +55,8 @@ def test_the_first_threshold_exceeded_names_the_metric_and_limit() -> None:
     assert rule.filter(POD, NODE, ctx({CPU5: 20.0, CPU1H: 20.0, MEM5: 70.0})) == Rejection(
         "node(s) had mem_usage_avg_5m above 65%"
     )
-    assert rule.filter(POD, NODE, ctx({CPU5: 20.0, CPU1H: 20.0, MEM5: 70.0})).resolvable is False  # type: ignore[union-attr]
+    rejection = rule.filter(POD, NODE, ctx({CPU5: 20.0, CPU1H: 20.0, MEM5: 70.0}))
+    assert rejection is not None and rejection.resolvable is False
 
 
 def test_a_threshold_name_and_fractional_max_show_in_the_reason() -> None:
@@ -162,8 +168,8 @@ def test_pod_classes_replace_the_thresholds_or_exempt_their_pods() -> None:
 
 
 def test_metrics_are_every_threshold_once_from_the_source() -> None:
-    rule = make(source="crane", podClasses=[*CLASSES, {"name": "x", "namespaces": ["x"], "thresholds": [
-        {"metric": "mem_usage_max_avg_1h", "max": 90}, {"metric": "cpu_usage_avg_5m", "max": 1}]}])
+    extra = [{"metric": "mem_usage_max_avg_1h", "max": 90}, {"metric": "cpu_usage_avg_5m", "max": 1}]
+    rule = make(source="crane", podClasses=[*CLASSES, {"name": "x", "namespaces": ["x"], "thresholds": extra}])
     keys = ["cpu_usage_avg_5m", "cpu_usage_max_avg_1h", "mem_usage_avg_5m", "mem_usage_max_avg_1h"]
     assert list(rule.metrics()) == [MetricRef("crane", k) for k in keys]
     assert rule.on_stale == "allow" and make(onStale="deny").on_stale == "deny"
@@ -253,7 +259,10 @@ def test_invalid_params_report_field_paths(params: str, expected: list[str]) -> 
 
 def test_a_source_the_policy_does_not_define_is_reported() -> None:
     with pytest.raises(PolicyError) as err:
-        load_policy_text("predicates: [{type: load-threshold, params: {source: crane, thresholds: [{metric: m, max: 1}]}}]")
+        load_policy_text(
+            "predicates: [{type: load-threshold, params: {source: crane, thresholds: [{metric: m, max: 1}]}}]"
+        )
     assert err.value.problems == [
-        "predicates[load-threshold].params: reads 'm' from source 'crane', which sources: does not define (defined: none)"
+        "predicates[load-threshold].params: reads 'm' from source 'crane', "
+        "which sources: does not define (defined: none)"
     ]

@@ -23,7 +23,8 @@ BOUND = tuple(("n1", T - s, {"cpu": 0.1}) for s in (50, 30, 20, 10, 1))
 
 
 def make(**params: Any) -> PlacementRateLimitPredicate:
-    return PlacementRateLimitPredicate(PlacementRateLimitPredicate.params_schema().load({"maxPods": 5, "window": "1m", **params}))
+    schema = PlacementRateLimitPredicate.params_schema()
+    return PlacementRateLimitPredicate(schema.load({"maxPods": 5, "window": "1m", **params}))
 
 
 def at(seconds_after_noon: float, placements: tuple[tuple[str, float, Mapping[str, float]], ...] = BOUND) -> Context:
@@ -37,7 +38,8 @@ def test_a_node_with_max_pods_in_the_window_is_rejected_until_one_ages_out() -> 
     assert rule.filter(POD, NODE, at(5)) == full  # window 11:59:05..12:00:05 holds all five
     assert rule.filter(POD, NODE, at(10)) == full  # 11:59:10 is still in (at or after)
     assert rule.filter(POD, NODE, at(11)) is None  # four left
-    assert rule.filter(POD, NODE, at(0)).resolvable is False  # type: ignore[union-attr]
+    rejection = rule.filter(POD, NODE, at(0))
+    assert rejection is not None and rejection.resolvable is False
     assert make(maxPods=6).filter(POD, NODE, at(0)) is None
     assert make(window="30s").filter(POD, NODE, at(0)) is None  # 3 pods in the last 30s
 
@@ -64,7 +66,8 @@ def test_pod_classes_exempt_or_set_their_own_limit() -> None:
     assert rule.applies_to(critical, at(0)) is False and rule.filter(critical, NODE, at(0)) is None
     assert rule.filter(PodView("job", "batch"), NODE, at(0)) is None  # 5 < 6
     db = PodView("db-0", "default", labels={"tier": "db"})
-    assert rule.filter(db, NODE, at(50)) == Rejection("node(s) received 2 or more pods in the last 1m")  # 3 since 11:59:50
+    # 3 pods since 11:59:50
+    assert rule.filter(db, NODE, at(50)) == Rejection("node(s) received 2 or more pods in the last 1m")
     assert rule.filter(POD, NODE, at(0)) == Rejection("node(s) received 5 or more pods in the last 1m")
 
 
@@ -77,8 +80,13 @@ def test_no_metrics_no_cache_key() -> None:
 
 @pytest.mark.parametrize(
     ("window", "text"),
-    [(timedelta(minutes=1), "1m"), (timedelta(seconds=90), "90s"), (timedelta(hours=2), "2h"),
-     (timedelta(seconds=1.5), "1.5s"), (timedelta(minutes=150), "150m")],
+    [
+        (timedelta(minutes=1), "1m"),
+        (timedelta(seconds=90), "90s"),
+        (timedelta(hours=2), "2h"),
+        (timedelta(seconds=1.5), "1.5s"),
+        (timedelta(minutes=150), "150m"),
+    ],
 )
 def test_windows_read_as_written(window: timedelta, text: str) -> None:
     assert format_window(window) == text
@@ -88,7 +96,8 @@ def test_through_the_policy_and_engine() -> None:
     policy = load_policy_text("predicates: [{type: placement-rate-limit, params: {maxPods: 2, window: 30s}}]")
     assert policy.sources == {} and policy.metrics == frozenset()
     nodes = [NodeView("a"), NodeView("b"), NodeView("c")]
-    placements = (("a", T - 5, {}), ("a", T - 10, {}), ("b", T - 5, {}), ("b", T - 40, {}), ("c", T - 31, {}))
+    none: Mapping[str, float] = {}
+    placements = (("a", T - 5, none), ("a", T - 10, none), ("b", T - 5, none), ("b", T - 40, none), ("c", T - 31, none))
     decision = Engine(policy).filter(POD, nodes, Context(now=NOW, load=StaticLoad(placements=placements)))
     assert decision.passed == [1, 2]
     assert decision.unresolvable == {"a": "node(s) received 2 or more pods in the last 30s"}
@@ -105,7 +114,10 @@ def problems(params: str) -> list[str]:
     [
         ("{}", ["maxPods: required", "window: required"]),
         ("{maxPods: 0, window: 0s}", ["maxPods: must be at least 1", "window: must be greater than 0"]),
-        ("{maxPods: 2.5, window: soon}", ["maxPods: must be an integer", "window: not a duration: 'soon' (use e.g. 90s, 30m, 1h30m, 2d)"]),
+        (
+            "{maxPods: 2.5, window: soon}",
+            ["maxPods: must be an integer", "window: not a duration: 'soon' (use e.g. 90s, 30m, 1h30m, 2d)"],
+        ),
         (
             "{maxPods: 1, window: 1m, podClasses: [{name: a, namespaces: [x]}, "
             "{name: a, namespaces: [y], maxPods: 2, exempt: true}, {name: b, exempt: true}]}",
