@@ -48,7 +48,8 @@ cores since the sample: 50 + 100 * 1.5 / 8 = 68.75 > 65: rejected.
 
 ``podClasses[]``: ``name`` (required, unique), at least one of ``podSelector``,
 ``namespaces``, ``priorityClassNames``, and exactly one of ``thresholds`` (replacing the
-default list for the class's pods) or ``exempt: true`` (the rule ignores the pods).
+default list for the class's pods) or ``exempt: true`` (the rule does not apply to the pods:
+``applies_to`` is false, as if it were not configured for them).
 
 Stale data (no sample, not a finite number, or older than ``maxAge``): with ``onStale:
 allow`` the threshold is skipped (the others still apply); with ``deny`` the node is

@@ -32,9 +32,11 @@ received pods at 11:59:10, 11:59:30, 11:59:40, 11:59:50 and 11:59:59 is rejected
 (5 in 11:59:05..12:00:05) and accepted again at 12:00:11 (4).
 
 Pod classes: ``name`` (required, unique), at least one of ``podSelector``, ``namespaces``,
-``priorityClassNames`` (ANDed), and exactly one of ``exempt: true`` or ``maxPods``. DaemonSet
-pods are left out by the policy's default scope (``excludeOwnerKinds: [DaemonSet]``) before
-any rule runs; a class for them is only needed if the scope includes them.
+``priorityClassNames`` (ANDed), and exactly one of ``exempt: true`` (the rule does not apply
+to the pods) or ``maxPods`` (the class's own limit). The count includes every pod bound to
+the node, whatever its class. DaemonSet pods are left out by the policy's default scope
+(``excludeOwnerKinds: [DaemonSet]``) before any rule runs; a class for them is only needed
+if the scope includes them.
 
 Reason (one per limit, so kube-scheduler aggregates it): ``node(s) received 5 or more pods
 in the last 1m``; not resolvable by preemption (evicting pods does not undo their start-up).
