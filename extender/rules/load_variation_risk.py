@@ -72,7 +72,7 @@ from extender.sdk.load import (
     stale_score,
 )
 from extender.sdk.registry import priority
-from extender.sdk.rules import Context, Priority, _Neutral
+from extender.sdk.rules import Context, Priority, Neutral
 from extender.view import NodeView, PodView
 
 RESOURCES = ("cpu", "memory")
@@ -218,7 +218,7 @@ class LoadVariationRiskPriority(Priority):
             )
         return scores
 
-    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | _Neutral | None:
+    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | Neutral | None:
         scores = self.resource_scores(pod, node, ctx)
         if not scores:
             return stale_score(self.on_stale, BEST)

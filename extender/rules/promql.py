@@ -83,7 +83,7 @@ from extender.sdk.load import (
 )
 from extender.sdk.params import one_of
 from extender.sdk.registry import predicate, priority
-from extender.sdk.rules import Context, Predicate, Priority, Rejection, _Neutral
+from extender.sdk.rules import Context, Predicate, Priority, Rejection, Neutral
 from extender.view import NodeView, PodView
 
 POLICY_LABEL = "telemetry-policy"
@@ -388,7 +388,7 @@ class PromqlPriority(_PolicyRule, Priority):
     def metrics(self) -> Sequence[MetricRef]:
         return tuple(dict.fromkeys(ref for ref, _ in self.targets))
 
-    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | _Neutral | None:
+    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | Neutral | None:
         index = self._select(pod)
         if index is None:
             return None

@@ -73,7 +73,7 @@ from extender.sdk.load import (
     stale_score,
 )
 from extender.sdk.registry import priority
-from extender.sdk.rules import Context, Priority, _Neutral
+from extender.sdk.rules import Context, Priority, Neutral
 from extender.view import ContainerResources, NodeView, PodView
 
 DEFAULT_METRIC = "cpu_usage_avg_5m"
@@ -135,7 +135,7 @@ class TargetLoadPackingParams(Schema):
         allow_nan=False,
         validate=validate.Range(min=0, error="must be a non-negative number"),
     )
-    inflight = inflight_field(None, DEFAULT_LAG)
+    inflight = inflight_field(InflightSpec(None, DEFAULT_LAG))
     on_stale = on_stale_field("priority")
     max_age = max_age_field()
 
@@ -212,7 +212,7 @@ class TargetLoadPackingPriority(Priority):
         factor = self.spec.inflight.factor if self.spec.inflight.factor is not None else 1.0
         return 100 * (used + self.pod_cpu(pod) + missing * factor) / capacity
 
-    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | _Neutral | None:
+    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | Neutral | None:
         predicted = self.predicted_utilisation(pod, node, ctx)
         if predicted is None or not math.isfinite(predicted):
             return stale_score(self.on_stale, BEST)

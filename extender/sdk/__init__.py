@@ -7,7 +7,7 @@ See README "Writing a rule".
 
 from extender.sdk.registry import ENTRY_POINT_GROUP, UnknownRuleError, known_types, predicate, priority, resolve
 from extender.measured import InFlight, LoadView, MetricRef, OnStale, Sample, StaticLoad, fresh
-from extender.sdk.rules import NEUTRAL, Context, NoParams, Predicate, Priority, Rejection, Rule
+from extender.sdk.rules import NEUTRAL, Context, Neutral, NoParams, Predicate, Priority, Rejection, Rule
 from extender.view import Condition, NodeSystemInfo, NodeView, OwnerReference, PodView, Taint, Toleration
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "LoadView",
     "MetricRef",
     "NEUTRAL",
+    "Neutral",
     "OnStale",
     "Sample",
     "StaticLoad",

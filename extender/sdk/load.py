@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from extender.k8s.selectors import LabelSelector
 from extender.measured import InFlight, MetricRef, OnStale, Sample, fresh
 from extender.sdk.params import Duration, LabelSelectorSchema, one_of
-from extender.sdk.rules import NEUTRAL, Context, _Neutral
+from extender.sdk.rules import NEUTRAL, Context, Neutral
 from extender.view import NodeView, PodView
 
 DEFAULT_SOURCE = "prometheus"
@@ -68,21 +68,45 @@ def inflight_since(ctx: Context, node: str, sample: Sample, lag: timedelta = tim
     return ctx.load.placed_since(node, sample.timestamp - lag.total_seconds())
 
 
+def allocatable_amount(node: NodeView, resource: str) -> float:
+    """The node's allocatable ``resource`` in base units; 0 when it reports none, or a
+    quantity that does not parse (load rules treat such a node as having no capacity share
+    to add, rather than failing the node)."""
+    try:
+        amount = float(node.allocatable.get(resource, 0))
+    except ValueError:  # QuantityError: a malformed quantity in status.allocatable
+        return 0.0
+    return amount if amount > 0 else 0.0  # also NaN
+
+
 def inflight_percent(node: NodeView, inflight: InFlight, resource: str, factor: float = 1.0) -> float:
     """In-flight requests of ``resource`` as a percentage of the node's allocatable, times
     ``factor`` (0 when the node reports no allocatable of it)."""
-    allocatable = float(node.allocatable.get(resource, 0))
-    if allocatable <= 0:
+    allocatable = allocatable_amount(node, resource)
+    if allocatable == 0:
         return 0.0
     return 100.0 * factor * inflight.request(resource) / allocatable
 
 
 def pod_request_percent(pod: PodView, node: NodeView, resource: str) -> float:
     """The pod's own effective request of ``resource`` as a percentage of the node's allocatable."""
-    allocatable = float(node.allocatable.get(resource, 0))
-    if allocatable <= 0:
+    allocatable = allocatable_amount(node, resource)
+    if allocatable == 0:
         return 0.0
     return 100.0 * float(pod.requests.get(resource, 0)) / allocatable
+
+
+def with_inflight(
+    ctx: Context, node: NodeView, sample: Sample, resource: str | None, spec: InflightSpec | None
+) -> float:
+    """``sample``'s value plus the requests of pods placed on ``node`` since it was measured,
+    as a percentage of allocatable ``resource`` (just the value when ``spec`` or ``resource``
+    is None, or the factor is 0: no placement lookup)."""
+    factor = 1.0 if spec is None or spec.factor is None else spec.factor
+    if spec is None or resource is None or factor == 0:
+        return sample.value
+    placed = inflight_since(ctx, node.name, sample, spec.lag)
+    return sample.value + inflight_percent(node, placed, resource, factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +155,7 @@ class PodMatcherSchema(Schema):
         return {"matcher": matcher, **data}
 
 
-def stale_score(on_stale: str, best: float) -> float | _Neutral | None:
+def stale_score(on_stale: str, best: float) -> float | Neutral | None:
     """A priority's raw score for a node whose datum is stale: NEUTRAL (neutral), ``best``,
     the rule's highest raw score (allow), or None, the lowest normalised score (deny)."""
     if on_stale == "allow":
@@ -175,18 +199,26 @@ def inflight_schema(factor: float | None = 1.0, lag: timedelta = timedelta(0)) -
     return InflightSchema
 
 
-def inflight_field(factor: float | None = 1.0, lag: timedelta = timedelta(0)) -> fields.Nested:
-    """``inflight: {factor, lag}``, with these defaults for omitted keys or an omitted ``inflight``."""
-    return fields.Nested(inflight_schema(factor, lag), load_default=lambda: InflightSpec(factor, lag))
+#: ``inflight`` with every key at its default (rules1's exported name)
+InflightSchema = inflight_schema()
+
+
+def inflight_field(default: InflightSpec | None = InflightSpec()) -> fields.Nested:
+    """``inflight: {factor, lag}``: ``default`` when ``inflight`` is omitted (None: in-flight
+    accounting off), and its values for keys omitted inside it (1.0 and 0s when it is None)."""
+    keys = default if default is not None else InflightSpec()
+    return fields.Nested(inflight_schema(keys.factor, keys.lag), load_default=default)
 
 
 __all__ = [
     "DEFAULT_SOURCE",
+    "InflightSchema",
+    "InflightSpec",
     "PREDICATE_ON_STALE",
     "PRIORITY_ON_STALE",
-    "InflightSpec",
     "PodMatcher",
     "PodMatcherSchema",
+    "allocatable_amount",
     "fresh_sample",
     "inflight_field",
     "inflight_percent",
@@ -197,4 +229,5 @@ __all__ = [
     "pod_request_percent",
     "source_field",
     "stale_score",
+    "with_inflight",
 ]

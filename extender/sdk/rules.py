@@ -54,6 +54,8 @@ class _Neutral:
 #: datum is stale and ``onStale: neutral``): the node gets the middle normalised score (5),
 #: and the other nodes are normalised among themselves
 NEUTRAL: Final = _Neutral()
+#: the type of NEUTRAL, for a priority's ``score`` annotation: ``float | Neutral | None``
+Neutral = _Neutral
 
 
 @dataclass(frozen=True, slots=True)

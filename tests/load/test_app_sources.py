@@ -22,7 +22,7 @@ from extender.measured import MetricRef
 from extender.policy import load_policy_text
 from extender.sdk import Context, NodeView, PodView
 from extender.sdk.load import fresh_sample, on_stale_field, source_field
-from extender.sdk.rules import NEUTRAL, Predicate, Priority, Rejection, _Neutral
+from extender.sdk.rules import NEUTRAL, Predicate, Priority, Rejection, Neutral
 from extender.settings import Settings
 from extender.web import create_app
 from tests.conftest import eventually, fixture
@@ -48,7 +48,7 @@ class LowCpuFirst(Priority):
     def metrics(self) -> tuple[MetricRef, ...]:
         return (MetricRef(self.params["source"], "cpu"),)
 
-    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | _Neutral | None:
+    def score(self, pod: PodView, node: NodeView, ctx: Context) -> float | Neutral | None:
         sample = fresh_sample(ctx, self.metrics()[0], node.name)
         return NEUTRAL if sample is None else -sample.value
 
