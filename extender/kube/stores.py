@@ -1,4 +1,4 @@
-"""In-memory stores the reflectors fill: nodes by name, bound pods by UID with a per-node index."""
+"""In-memory stores the reflectors fill: nodes by name; bound pods (the recent ones in full)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from msgspec import Raw
 
 from extender.codec import kube_api, objects
+from extender.kube.binds import Bind, BindHistory, float_requests
 from extender.view import BoundPod, NodeView
 
 
@@ -109,3 +110,44 @@ class PodStore:
             uid = kube_api.decode_pod_placement(raw)[0]
             return uid, None
         return pod.uid, pod
+
+
+class RecentPodStore:
+    """The pod cache as in-flight accounting needs it: the UIDs of the bound pods (its size,
+    for /healthz) and, in the :class:`BindHistory`, the node, bind time and requests of
+    those bound within its retention window.
+
+    At 150k pods this holds ~1/10 of what :class:`PodStore` does (a full record per pod),
+    and lists 3x faster, because a pod bound long ago is read for its UID, node and
+    PodScheduled time only (benchmarks/caches.py).
+    """
+
+    def __init__(self, history: BindHistory) -> None:
+        self.history = history
+        self._uids: set[str] = set()
+
+    def decode(self, raw: Raw) -> tuple[str, Bind | None]:
+        placement = kube_api.decode_pod_bind_time(raw)
+        if not placement.node_name:
+            return placement.uid, None
+        at = placement.bound_at.timestamp() if placement.bound_at is not None else 0.0
+        if not self.history.is_recent(at):
+            return placement.uid, Bind(placement.uid, placement.node_name, at)
+        pod = kube_api.decode_bound_pod(raw)
+        requests = float_requests(pod.requests) if pod is not None else {}
+        return placement.uid, Bind(placement.uid, placement.node_name, at, requests)
+
+    def replace(self, items: dict[str, Bind]) -> None:
+        self._uids = set(items)
+        self.history.replace_observed(items)
+
+    def upsert(self, key: str, item: Bind) -> None:
+        self._uids.add(key)
+        self.history.observe(item)
+
+    def delete(self, key: str) -> None:
+        self._uids.discard(key)
+        self.history.forget(key)
+
+    def __len__(self) -> int:
+        return len(self._uids)

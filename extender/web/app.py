@@ -13,6 +13,7 @@ from extender.engine import Policy
 from extender.kube.cluster import ClusterOptions, ClusterState
 from extender.kube.config import load_config
 from extender.kube.seen import SeenNodes
+from extender.load.view import ClusterLoad
 from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
@@ -100,6 +101,9 @@ def create_app(
                 unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
                 preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
             ),
+            # The sample half of the load view is wired by the metric sources (not here yet).
+            load=ClusterLoad(placements=cluster.binds if cluster else None),
+            pod_requests=cluster.binds.requests if cluster and cluster.binder and cluster.binds else None,
         )
     if cluster is not None:
         cluster.start()
