@@ -63,6 +63,7 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
             node_lookup=settings.preempt_node_lookup,
             node_lookup_timeout=settings.preempt_lookup_timeout,
             stale_after=settings.cache_stale_seconds,
+            bind_retention=settings.inflight_retention_seconds,
         ),
     )
 
