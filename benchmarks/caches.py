@@ -134,12 +134,12 @@ def child(kind: str, url: str) -> dict[str, Any]:
     reflector: Reflector[Any] = Reflector(kind, client, path, store=store, decode=decode, params=params)
     gc.collect()
     before, _ = _rss_kib()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     reflector.list()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     gc.collect()
     steady, peak = _rss_kib()
-    result = {"kind": kind, "items": len(store), "list_seconds": seconds,
+    result = {"kind": kind, "items": len(store), "list_seconds": seconds, "cpu_seconds": cpu,
               "steady_mib": (steady - before) / 1024, "peak_mib": (peak - before) / 1024}
     if kind == "pods-recent":
         result["recent_binds"] = len(history)
@@ -221,9 +221,9 @@ def table(report: dict[str, Any]) -> str:
              "", "list (paged 500)  pages  wire MiB  JSON MiB  seconds"]
     for name, w in report["wire"].items():
         lines.append(f"{name:<17} {w['pages']:>5}  {w['wire_mib']:>8.1f}  {w['json_mib']:>8.1f}  {w['seconds']:>7.1f}")
-    lines += ["", "cache (one list)   items  list s  steady MiB  peak MiB"]
+    lines += ["", "cache (one list)   items  list s  CPU s  steady MiB  peak MiB"]
     for c in report["caches"]:
-        lines.append(f"{c['kind']:<17} {c['items']:>6}  {c['list_seconds']:>6.1f}  {c['steady_mib']:>10.1f}  {c['peak_mib']:>8.1f}")
+        lines.append(f"{c['kind']:<17} {c['items']:>6}  {c['list_seconds']:>6.1f}  {c['cpu_seconds']:>5.1f}  {c['steady_mib']:>10.1f}  {c['peak_mib']:>8.1f}")
     lines += ["", "serve  workers  ready s  watches  list GETs  RSS/worker MiB  peak MiB  filter p50/p99 ms  prioritize p50/p99 ms"]
     for s in report["served"]:
         f, p = s["filter_500_names_ms"], s["prioritize_500_names_ms"]

@@ -113,18 +113,18 @@ class PodStore:
 
 
 class RecentPodStore:
-    """The pod cache as in-flight accounting needs it: the UIDs of the bound pods (its size,
-    for /healthz) and, in the :class:`BindHistory`, the node, bind time and requests of
-    those bound within its retention window.
+    """The pod cache as in-flight accounting needs it: the pods bound within the
+    :class:`BindHistory`'s retention window (node, bind time, requests), and nothing of
+    the rest.
 
-    At 150k pods this holds ~1/10 of what :class:`PodStore` does (a full record per pod),
-    and lists 3x faster, because a pod bound long ago is read for its UID, node and
-    PodScheduled time only (benchmarks/caches.py).
+    A pod bound long ago is read for its UID, node and PodScheduled time only and then
+    dropped (decoded as None: the list skips it, a watch event of it is a no-op delete).
+    At 150k pods this holds a few MiB instead of :class:`PodStore`'s full record per pod
+    (benchmarks/caches.py; notes/binds.md). Its size is the number of binds in the window.
     """
 
     def __init__(self, history: BindHistory) -> None:
         self.history = history
-        self._uids: set[str] = set()
 
     def decode(self, raw: Raw) -> tuple[str, Bind | None]:
         placement = kube_api.decode_pod_bind_time(raw)
@@ -132,22 +132,19 @@ class RecentPodStore:
             return placement.uid, None
         at = placement.bound_at.timestamp() if placement.bound_at is not None else 0.0
         if not self.history.is_recent(at):
-            return placement.uid, Bind(placement.uid, placement.node_name, at)
+            return placement.uid, None
         pod = kube_api.decode_bound_pod(raw)
         requests = float_requests(pod.requests) if pod is not None else {}
         return placement.uid, Bind(placement.uid, placement.node_name, at, requests)
 
     def replace(self, items: dict[str, Bind]) -> None:
-        self._uids = set(items)
         self.history.replace_observed(items)
 
     def upsert(self, key: str, item: Bind) -> None:
-        self._uids.add(key)
         self.history.observe(item)
 
     def delete(self, key: str) -> None:
-        self._uids.discard(key)
         self.history.forget(key)
 
     def __len__(self) -> int:
-        return len(self._uids)
+        return len(self.history)
