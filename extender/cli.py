@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; the container image sets 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to bind (default 8888)")
-    serve.add_argument("--workers", type=int, help="gunicorn worker processes (default 2)")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (default 2; 1 with a node or pod cache)")
     serve.add_argument("--threads", type=int, help="threads per worker (default 4)")
     serve.add_argument("--policy", metavar="FILE", help="policy file (default: the embedded default policy)")
     serve.add_argument("--url-prefix", help="path the verbs live under (default /scheduler)")
@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--context", dest="kube_context", help="kubeconfig context (default: its current-context)")
     api.add_argument("--bind-timeout", type=float, help="seconds a bind may take, retries included (default 3)")
     api.add_argument("--resync-seconds", type=float, help="seconds between full cache relists (default 1800)")
+    api.add_argument(
+        "--inflight-retention-seconds",
+        type=float,
+        help="seconds of binds kept for in-flight accounting; must cover maxAge plus metrics lag (default 900)",
+    )
     preempt = serve.add_argument_group("preempt (checking kube-scheduler's candidate nodes against the policy)")
     preempt.add_argument(
         "--preempt-unknown-nodes",

@@ -27,7 +27,7 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
         values.update(
             bind=[f"{self.settings.host}:{self.settings.port}"]
             + ([f"{self.settings.host}:{self.settings.probe_port}"] if self.settings.probe_port else []),
-            workers=self.settings.workers,
+            workers=self.settings.served_workers,
             threads=self.settings.threads,
             worker_connections=self.settings.max_connections,
             loglevel=self.settings.log_level.lower(),

@@ -27,6 +27,7 @@ from extender.engine import (
     UnknownCandidates,
 )
 from extender.kube.binder import BindError
+from extender.kube.binds import PodRequests
 from extender.kube.candidates import CandidateNodes, NodeFetcher
 from extender.kube.seen import SeenNodes
 from extender.measured import NO_LOAD, LoadView
@@ -96,6 +97,7 @@ class ExtenderService:
         options: ServiceOptions = ServiceOptions(),
         clock: Callable[[], datetime] = _utcnow,
         load: LoadView = NO_LOAD,
+        pod_requests: PodRequests | None = None,
     ) -> None:
         self.policy = policy
         #: what rules read through ``ctx.load`` (extender.load.view.ClusterLoad when running)
@@ -108,8 +110,12 @@ class ExtenderService:
         self.binder = binder
         self.options = options
         self.clock = clock
+        #: where a bind finds the requests of the pod it binds (the Binding carries none)
+        self.pod_requests = pod_requests
 
-    def _context(self) -> Context:
+    def _context(self, pod: PodView) -> Context:
+        if self.pod_requests is not None:
+            self.pod_requests.remember(pod.uid, pod.requests)
         return Context(now=self.clock(), load=self.load)
 
     def _resolve_names(self, names: Sequence[str]) -> tuple[list[NodeView], list[int], list[str]]:
@@ -128,7 +134,8 @@ class ExtenderService:
         """Answer ``ExtenderArgs`` with ``ExtenderFilterResult``."""
         started = time.perf_counter()
         args = wire.decode_extender_args(body)
-        pod, ctx = args.pod, self._context()
+        pod = args.pod
+        ctx = self._context(pod)
         if args.node_items is not None:
             items = args.node_items
             if not self.engine.in_scope(pod):
@@ -185,7 +192,8 @@ class ExtenderService:
         """Answer ``ExtenderArgs`` with a ``HostPriorityList`` (bare array, ints 0..10)."""
         started = time.perf_counter()
         args = wire.decode_scoring_args(body)
-        pod, ctx = args.pod, self._context()
+        pod = args.pod
+        ctx = self._context(pod)
         if args.nodes is not None:
             views = args.nodes
             names = [v.name for v in views]
@@ -237,7 +245,7 @@ class ExtenderService:
             args.pod,
             args.candidates,
             resolve,
-            self._context(),
+            self._context(args.pod),
             unknown=self.options.preempt_unknown_nodes,
             memoize=True,  # every source's views are long-lived objects a verdict can be kept on
         )

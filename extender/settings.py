@@ -38,7 +38,9 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8888
-    workers: int = 2
+    #: gunicorn worker processes; 0: 1 with a node or pod cache (one set of watches and one
+    #: 150k-pod list per replica, not per worker: notes/binds.md), else 2
+    workers: int = 0
     threads: int = 4
     #: policy file; None serves the embedded default policy
     policy: str | None = None
@@ -58,6 +60,9 @@ class Settings:
     bind_timeout: float = 3.0
     #: seconds between full relists of the caches (watches resume in between)
     resync_seconds: float = 1800.0
+    #: seconds of binds kept for in-flight accounting; must cover the longest maxAge of a
+    #: load rule plus the metrics' lag (extender.kube.binds)
+    inflight_retention_seconds: float = 900.0
     #: seconds a request may take to arrive whole, from its first byte (from the accept, TLS
     #: handshake included, for a new connection); well under kube-scheduler's 5 s httpTimeout
     read_timeout: float = 2.0
@@ -119,6 +124,13 @@ class Settings:
             values[f.name] = _parse(f"EXTENDER_{f.name.upper()}", raw, str(f.type))
         return cls().with_overrides(values)
 
+    @property
+    def served_workers(self) -> int:
+        """The worker count gunicorn runs: ``workers``, or the default for these caches."""
+        if self.workers:
+            return self.workers
+        return 1 if self.node_cache or self.pod_cache else 2
+
     def needs_api(self, bind_enabled: bool, metrics_api: bool = False) -> bool:
         """Whether the extender must talk to the Kubernetes API (``metrics_api``: the policy
         has a metrics-server source)."""
@@ -131,8 +143,8 @@ class Settings:
             problems.append(f"port {self.port}: must be 1..65535")
         if self.probe_port and (not 0 < self.probe_port < 65536 or self.probe_port == self.port):
             problems.append(f"probe port {self.probe_port}: must be 1..65535 and not the serving port")
-        if self.workers < 1:
-            problems.append(f"workers {self.workers}: must be at least 1")
+        if self.workers < 0:
+            problems.append(f"workers {self.workers}: must be at least 1 (or 0 for the default)")
         if self.threads < 1:
             problems.append(f"threads {self.threads}: must be at least 1")
         if self.max_body_bytes < 1024:
@@ -143,6 +155,8 @@ class Settings:
             problems.append(f"bind timeout {self.bind_timeout}: must be in (0, 60] seconds (keep it under httpTimeout)")
         if self.resync_seconds < 10:
             problems.append(f"resync seconds {self.resync_seconds}: must be at least 10")
+        if self.inflight_retention_seconds < 60:
+            problems.append(f"in-flight retention seconds {self.inflight_retention_seconds}: must be at least 60")
         if not 0 < self.read_timeout <= 60:
             problems.append(f"read timeout {self.read_timeout}: must be in (0, 60] seconds (keep it under httpTimeout)")
         if not 0 < self.write_timeout <= 300:

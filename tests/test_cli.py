@@ -65,7 +65,7 @@ def test_serve_refuses_an_invalid_policy_with_the_same_messages(tmp_path: Path) 
 
 
 def test_serve_rejects_bad_settings_from_flags_and_environment() -> None:
-    assert "workers 0: must be at least 1" in run("serve", "--workers", "0").stderr
+    assert "workers -1: must be at least 1 (or 0 for the default)" in run("serve", "--workers=-1").stderr
     env = {"EXTENDER_PORT": "http", "PATH": "/usr/bin:/bin"}
     result = run("serve", env=env)
     assert result.returncode == 2

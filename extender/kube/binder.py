@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Protocol
 
 from extender.codec import kube_api
 from extender.kube.client import KubeClient
@@ -29,12 +30,17 @@ from extender.kube.errors import (
     TransportError,
     Unauthorized,
 )
-from extender.kube.placements import RecentPlacements
 
 log = logging.getLogger("extender.kube")
 
 #: the API server's messages are usually one line; a proxy's error page is not
 _DETAIL_CHARS = 200
+
+
+class BindRecorder(Protocol):
+    """Told of each successful bind (``BindHistory``, ``RecentPlacements``)."""
+
+    def record(self, uid: str, namespace: str, name: str, node: str) -> None: ...
 
 
 class BindError(Exception):
@@ -44,7 +50,7 @@ class BindError(Exception):
 class KubeBinder:
     """Creates ``pods/binding`` subresources."""
 
-    def __init__(self, client: KubeClient, *, timeout: float = 3.0, placements: RecentPlacements | None = None) -> None:
+    def __init__(self, client: KubeClient, *, timeout: float = 3.0, placements: BindRecorder | None = None) -> None:
         self.client = client
         self.timeout = timeout
         self.placements = placements

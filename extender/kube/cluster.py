@@ -1,4 +1,4 @@
-"""The cluster-state layer the service reads: node cache, optional pod cache, placements, binder."""
+"""The cluster-state layer the service reads: node cache, optional pod cache, bind history, binder."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from extender.kube.binder import KubeBinder
+from extender.kube.binds import DEFAULT_RETENTION, BindHistory
 from extender.kube.client import KubeClient
 from extender.kube.config import ClusterConfig
 from extender.kube.node_lookup import NodeLookup
-from extender.kube.placements import RecentPlacements
 from extender.kube.reflector import Reflector
-from extender.kube.stores import NodeStore, PodStore
+from extender.kube.stores import NodeStore, RecentPodStore
 
 #: bound pods that still hold resources on their node
 BOUND_POD_SELECTOR = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
@@ -34,6 +34,8 @@ class ClusterOptions:
     #: seconds a synced cache may be without the API server before the replica reports not
     #: ready (settings.Settings.cache_stale_seconds says why 60)
     stale_after: float = 60.0
+    #: seconds of binds kept for in-flight accounting (extender.kube.binds says why 15 min)
+    bind_retention: float = DEFAULT_RETENTION
 
 
 class ClusterState:
@@ -46,25 +48,28 @@ class ClusterState:
     def __init__(self, config: ClusterConfig, options: ClusterOptions = ClusterOptions()) -> None:
         self.config = config
         self.options = options
-        self.placements = RecentPlacements()
         self.reflectors: list[Reflector[Any]] = []
         self.nodes: NodeStore | None = None
-        self.pods: PodStore | None = None
+        self.pods: RecentPodStore | None = None
         self.binder: KubeBinder | None = None
-        #: pods bound per node over time, for in-flight accounting (extender.load.binds);
-        #: None until that store exists
-        self.binds: Any = None  # extender.kube.binds.BindHistory once it lands
+        #: pods bound per node recently, for in-flight accounting: fed by the pod cache
+        #: (every replica's binds) and by the binder (this replica's, at once); None when
+        #: neither runs
+        self.binds: BindHistory | None = None
+        if options.pods or options.bind:
+            self.binds = BindHistory(retention=options.bind_retention)
         if options.nodes:
             nodes_reflector: Reflector[Any]
             self.nodes = NodeStore(is_synced=lambda: nodes_reflector.synced.is_set())
             nodes_reflector = self._reflector("nodes", "/api/v1/nodes", self.nodes, NodeStore.decode)
         if options.pods:
-            self.pods = PodStore(on_bound=self.placements.forget)
+            assert self.binds is not None
+            self.pods = RecentPodStore(self.binds)
             self._reflector(
-                "pods", "/api/v1/pods", self.pods, PodStore.decode, params={"fieldSelector": BOUND_POD_SELECTOR}
+                "pods", "/api/v1/pods", self.pods, self.pods.decode, params={"fieldSelector": BOUND_POD_SELECTOR}
             )
         if options.bind:
-            self.binder = KubeBinder(self._client(), timeout=options.bind_timeout, placements=self.placements)
+            self.binder = KubeBinder(self._client(), timeout=options.bind_timeout, placements=self.binds)
         self.node_lookup: NodeLookup | None = None
         if options.node_lookup:
             self.node_lookup = NodeLookup(self._client(), timeout=options.node_lookup_timeout)

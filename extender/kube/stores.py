@@ -1,4 +1,4 @@
-"""In-memory stores the reflectors fill: nodes by name, bound pods by UID with a per-node index."""
+"""In-memory stores the reflectors fill: nodes by name; bound pods (the recent ones in full)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from msgspec import Raw
 
 from extender.codec import kube_api, objects
+from extender.kube.binds import Bind, BindHistory, float_requests
 from extender.view import BoundPod, NodeView
 
 
@@ -109,3 +110,41 @@ class PodStore:
             uid = kube_api.decode_pod_placement(raw)[0]
             return uid, None
         return pod.uid, pod
+
+
+class RecentPodStore:
+    """The pod cache as in-flight accounting needs it: the pods bound within the
+    :class:`BindHistory`'s retention window (node, bind time, requests), and nothing of
+    the rest.
+
+    A pod bound long ago is read for its UID, node and PodScheduled time only and then
+    dropped (decoded as None: the list skips it, a watch event of it is a no-op delete).
+    At 150k pods this holds a few MiB instead of :class:`PodStore`'s full record per pod
+    (benchmarks/caches.py; notes/binds.md). Its size is the number of binds in the window.
+    """
+
+    def __init__(self, history: BindHistory) -> None:
+        self.history = history
+
+    def decode(self, raw: Raw) -> tuple[str, Bind | None]:
+        placement = kube_api.decode_pod_bind_time(raw)
+        if not placement.node_name:
+            return placement.uid, None
+        at = placement.bound_at.timestamp() if placement.bound_at is not None else 0.0
+        if not self.history.is_recent(at):
+            return placement.uid, None
+        pod = kube_api.decode_bound_pod(raw)
+        requests = float_requests(pod.requests) if pod is not None else {}
+        return placement.uid, Bind(placement.uid, placement.node_name, at, requests)
+
+    def replace(self, items: dict[str, Bind]) -> None:
+        self.history.replace_observed(items)
+
+    def upsert(self, key: str, item: Bind) -> None:
+        self.history.observe(item)
+
+    def delete(self, key: str) -> None:
+        self.history.forget(key)
+
+    def __len__(self) -> int:
+        return len(self.history)

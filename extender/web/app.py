@@ -67,6 +67,7 @@ def build_cluster(settings: Settings, policy: Policy) -> ClusterState | None:
             node_lookup=settings.preempt_node_lookup,
             node_lookup_timeout=settings.preempt_lookup_timeout,
             stale_after=settings.cache_stale_seconds,
+            bind_retention=settings.inflight_retention_seconds,
         ),
     )
 
@@ -139,11 +140,11 @@ def create_app(
                 unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
                 preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
             ),
-            # cluster.binds: the bind history in-flight accounting reads (None until it lands)
             load=ClusterLoad(
                 samples=load.store if load else None,
                 placements=cluster.binds if cluster else None,
             ),
+            pod_requests=cluster.binds.requests if cluster and cluster.binder and cluster.binds else None,
         )
     if cluster is not None:
         cluster.start()
