@@ -16,10 +16,11 @@ def test_a_short_mixed_soak_has_no_unexpected_answer_and_leaks_nothing() -> None
     assert report.oversize_refused > 0 and report.tricklers_refused > 0, "slow and oversize clients were refused"
     # Descriptors are counted with every client connection closed. A worker opens its API
     # connections lazily (the binder's pool: one per bind in flight at once, up to 4 here), so
-    # they may still grow during the first batch; after that, flat. A leak grows with the
-    # requests: thousands here.
+    # they may still grow after the first batch on a loaded machine, where more binds overlap
+    # (seen: +2 between the second and the last sample), up to the pool's 4; a leak grows with
+    # the requests: thousands here.
     second, last = report.samples[1].fds, report.samples[-1].fds
-    assert all(last[p] - second[p] <= 1 for p in second), (second, last)
+    assert all(last[p] - second[p] <= 4 for p in second), (second, last)
     assert summary["fd_growth_max"] <= 6, summary["fds_first_last"]
     # The heap settles within the first thousands of requests (100k measured: +1.6 MiB).
     assert summary["rss_growth_mib_max"] < 16, summary["rss_mib_first_last"]
