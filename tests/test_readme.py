@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+import extender.rules  # noqa: F401  (registers the built-in rules)
 from extender.policy import load_policy_text
+from extender.sdk import known_types
 from tests.test_server import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,3 +121,13 @@ def test_the_kube_scheduler_configuration_snippets() -> None:
     tls = snippets[2]["extenders"][0]
     assert tls["urlPrefix"].startswith("https://") and "enableHTTPS" not in tls, "a CA, not enableHTTPS (which skips verification)"
     assert set(tls["tlsConfig"]) == {"caFile", "certFile", "keyFile", "serverName"}
+
+
+def test_the_load_aware_policy_examples_validate_and_name_the_rules_they_document() -> None:
+    examples = [code for lang, code in blocks() if lang == "yaml" and code.startswith("sources:")]
+    assert examples, "the Load-aware scheduling section shows a policy with sources"
+    for code in examples:
+        policy = load_policy_text(code, "README")
+        assert policy.sources, "a rule reads the source, so it would be started"
+    documented = set(re.findall(r"^\| `([a-z-]+)` \| (?:predicate|priority)", README, re.M))
+    assert documented == set(known_types("predicate")) | set(known_types("priority")), "every built-in rule has a row"
