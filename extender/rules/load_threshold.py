@@ -83,6 +83,7 @@ from extender.sdk.load import (
     source_field,
     with_inflight,
 )
+from extender.sdk.params import duplicate_names
 from extender.sdk.registry import predicate
 from extender.sdk.rules import Context, Predicate, Rejection
 from extender.view import NodeView, PodView
@@ -178,13 +179,10 @@ class LoadThresholdParams(Schema):
         errors: dict[str, Any] = {}
         if data.get("inflight") is not None:
             _need_resources(data.get("thresholds") or (), errors, "thresholds")
-        seen: set[str] = set()
+        duplicates = duplicate_names(data.get("pod_classes"), "pod class")
+        if duplicates:
+            errors["podClasses"] = duplicates
         for index, pod_class in enumerate(data.get("pod_classes") or ()):
-            name = pod_class.get("name")
-            if name in seen:
-                errors.setdefault("podClasses", {})[index] = {"name": [f"duplicate pod class name {name!r}"]}
-            elif name:
-                seen.add(name)
             if data.get("inflight") is not None and pod_class.get("thresholds"):
                 nested: dict[str, Any] = {}
                 _need_resources(pod_class["thresholds"], nested, "thresholds")

@@ -51,7 +51,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from extender.k8s.selectors import LabelSelector
-from extender.sdk.params import LabelSelectorSchema, StrictString, one_of
+from extender.sdk.params import LabelSelectorSchema, StrictString, duplicate_names, one_of
 from extender.sdk.registry import priority
 from extender.sdk.rules import MAX_SCORE, Context, Priority
 from extender.view import NodeView, PodView
@@ -187,15 +187,7 @@ class NodeCostParams(Schema):
 
     @validates_schema(skip_on_field_errors=False)
     def _unique_classes(self, data: dict[str, Any], **kwargs: Any) -> None:
-        seen: set[str] = set()
-        errors: dict[int, Any] = {}
-        for index, pod_class in enumerate(data.get("pod_classes") or ()):
-            # a list with an invalid entry arrives here as partly loaded dicts
-            name = pod_class.name if isinstance(pod_class, PodClass) else pod_class.get("name")
-            if name in seen:
-                errors[index] = {"name": [f"duplicate pod class name {name!r}"]}
-            elif name:
-                seen.add(name)
+        errors = duplicate_names(data.get("pod_classes"), "pod class")
         if errors:
             raise ValidationError({"podClasses": errors})
 

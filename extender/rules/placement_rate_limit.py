@@ -53,7 +53,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from extender.sdk.load import PodMatcher, PodMatcherSchema
-from extender.sdk.params import Duration
+from extender.sdk.params import Duration, duplicate_names
 from extender.sdk.registry import predicate
 from extender.sdk.rules import Context, Predicate, Rejection
 from extender.view import NodeView, PodView
@@ -119,14 +119,7 @@ class RateLimitParams(Schema):
 
     @validates_schema(skip_on_field_errors=False)
     def _unique_classes(self, data: dict[str, Any], **kwargs: Any) -> None:
-        seen: set[str] = set()
-        errors: dict[int, Any] = {}
-        for index, pod_class in enumerate(data.get("pod_classes") or ()):
-            name = pod_class.get("name")
-            if name in seen:
-                errors[index] = {"name": [f"duplicate pod class name {name!r}"]}
-            elif name:
-                seen.add(name)
+        errors = duplicate_names(data.get("pod_classes"), "pod class")
         if errors:
             raise ValidationError({"podClasses": errors})
 

@@ -81,9 +81,9 @@ from extender.sdk.load import (
     source_field,
     stale_score,
 )
-from extender.sdk.params import one_of
+from extender.sdk.params import duplicate_names, one_of
 from extender.sdk.registry import predicate, priority
-from extender.sdk.rules import Context, Predicate, Priority, Rejection, Neutral
+from extender.sdk.rules import Context, Neutral, Predicate, Priority, Rejection
 from extender.view import NodeView, PodView
 
 POLICY_LABEL = "telemetry-policy"
@@ -246,14 +246,7 @@ class ScheduleOnMetricPolicySchema(_PolicySchema):
 
 
 def _unique_names(policies: Any) -> None:
-    seen: set[str] = set()
-    errors: dict[int, Any] = {}
-    for index, policy in enumerate(policies or ()):
-        name = policy.get("name") if isinstance(policy, Mapping) else None
-        if name in seen:
-            errors[index] = {"name": [f"duplicate policy name {name!r}"]}
-        elif isinstance(name, str):
-            seen.add(name)
+    errors = duplicate_names(policies, "policy")
     if errors:
         raise ValidationError({"policies": errors})
 

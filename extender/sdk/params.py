@@ -73,6 +73,23 @@ class ConditionStatus(fields.String):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+def duplicate_names(entries: Any, what: str) -> dict[int, Any]:
+    """Errors by index for the entries whose ``name`` repeats an earlier entry's, e.g.
+    ``{2: {"name": ["duplicate pod class name 'batch'"]}}``. Entries may be partly loaded
+    dicts (a list with an invalid entry reaches ``validates_schema`` so) or loaded objects."""
+    seen: set[str] = set()
+    errors: dict[int, Any] = {}
+    for index, entry in enumerate(entries or ()):
+        name = entry.get("name") if isinstance(entry, Mapping) else getattr(entry, "name", None)
+        if not isinstance(name, str) or not name:
+            continue
+        if name in seen:
+            errors[index] = {"name": [f"duplicate {what} name {name!r}"]}
+        else:
+            seen.add(name)
+    return errors
+
+
 def is_number(text: str) -> bool:
     try:
         return Decimal(text).is_finite()
