@@ -240,3 +240,39 @@ predicates:
     failed = rejected(app)
     assert failed["node-00007"] == "node(s) had cpu_usage_avg_5m above 4%"
     assert failed["node-00006"] == "node(s) had no fresh load metric cpu_usage_avg_5m"
+
+
+@pytest.mark.parametrize("fault", ["hanging", "down"])
+def test_prometheus_failing_turns_into_the_stale_policy_and_recovers(start: Any, server: Prometheus, fault: str) -> None:
+    """Prometheus hanging (SIGSTOP: connections accepted, nothing answered) or down: each
+    refresh fails within its 1 s timeout, the samples pass the rule's 2 s maxAge, and every
+    node gets onStale (deny) in 200 answers, quickly, the whole time; then it comes back."""
+    app = start("""
+predicates:
+- type: load-threshold
+  params:
+    onStale: deny
+    maxAge: 2s
+    thresholds: [{metric: cpu_usage_avg_5m, max: 65}]
+""")
+    stale = "node(s) had no fresh load metric cpu_usage_avg_5m"
+    healthy = {"node-00001": "node(s) had cpu_usage_avg_5m above 65%", "node-00007": stale, "node-00006": stale}
+    assert rejected(app) == healthy
+    server.pause() if fault == "hanging" else server.stop()
+    try:
+        def source() -> dict[str, Any]:
+            report: dict[str, Any] = app.test_client().get("/healthz").get_json()["sources"]["prometheus"]
+            return report
+
+        # the samples may turn stale (2 s after they were scraped) before a fetch has timed out
+        eventually(lambda: set(rejected(app).values()) == {stale} and source()["consecutiveFailures"] >= 1, timeout=20)
+        slowest = 0.0
+        for _ in range(20):  # answered from memory: a stuck fetch never holds a verb
+            began = time.monotonic()
+            assert len(rejected(app)) == 8
+            slowest = max(slowest, time.monotonic() - began)
+        assert slowest < 0.5, "a hang detector: verbs must not wait on the source"
+        assert source()["lastError"]
+    finally:
+        server.resume() if fault == "hanging" else server.start()
+    eventually(lambda: rejected(app) == healthy, timeout=30)
