@@ -341,10 +341,21 @@ def _transport_reason(exc: requests.RequestException, deadline: Deadline) -> str
             return "connection refused"
         if isinstance(error, TimeoutError) or isinstance(error, requests.Timeout):
             return f"timed out after {deadline.seconds:g}s"
+        if isinstance(error, ConnectionResetError):  # e.g. the server exited mid-request
+            return "connection reset by the server"
         if isinstance(error, requests.exceptions.SSLError):
             return f"TLS: {_innermost(error)}"
         nested = getattr(error, "reason", None)
-        error = nested if isinstance(nested, BaseException) else (error.__context__ or error.__cause__)
+        # urllib3 wraps the socket error in args: ('Connection aborted.', ConnectionResetError(...))
+        in_args = [a for a in error.args if isinstance(a, BaseException)] + [
+            b for a in error.args if isinstance(a, tuple) for b in a if isinstance(b, BaseException)
+        ]
+        if isinstance(nested, BaseException):
+            error = nested
+        elif in_args:
+            error = in_args[0]
+        else:
+            error = error.__context__ or error.__cause__
     return f"{type(exc).__name__}: {_innermost(exc)}"
 
 

@@ -7,6 +7,9 @@ a loopback server, since Prometheus itself has no bearer auth.
 from __future__ import annotations
 
 import json
+import socket
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +206,27 @@ def test_a_missing_tls_file_is_a_clear_fetch_error(tmp_path: Path, option: str) 
     tls = {"caFile": str(present), "certFile": str(present), "keyFile": str(present), option: str(missing)}
     with pytest.raises(SourceError, match=rf"cannot read tls {option} {missing}: No such file or directory$"):
         source("https://127.0.0.1:9", tls=tls).fetch([SERIES])
+
+
+def test_a_connection_reset_mid_request_is_named() -> None:
+    """A server that takes the request and resets the connection (as a Prometheus process
+    exiting under a waiting fetch does): a one-line reason, not urllib3's exception repr."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def reset_each() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            conn.close()
+
+    threading.Thread(target=reset_each, daemon=True).start()
+    try:
+        fails_in_time(source(f"http://127.0.0.1:{listener.getsockname()[1]}"), "connection reset by the server")
+    finally:
+        listener.close()
