@@ -17,7 +17,7 @@ Measured:
    worker, watches and lists at the API server, names-mode filter/prioritize at 500 names.
 
 Last run (2-core VM shared with other test runs; list wall times are the Python fake API
-server's, the CPU column is the extender's; notes/binds.md has the full tables):
+server's, the CPU column is the extender's; README "Caches at scale" has the tables):
 
     cache (one list)   items  list s  CPU s  steady MiB  peak MiB
     nodes               5000     0.7    0.4        14.3      23.5

@@ -39,7 +39,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8888
     #: gunicorn worker processes; 0: 1 with a node or pod cache (one set of watches and one
-    #: 150k-pod list per replica, not per worker: notes/binds.md), else 2
+    #: 150k-pod list per replica, not per worker: README "Caches at scale"), else 2
     workers: int = 0
     threads: int = 4
     #: policy file; None serves the embedded default policy

@@ -120,7 +120,7 @@ class RecentPodStore:
     A pod bound long ago is read for its UID, node and PodScheduled time only and then
     dropped (decoded as None: the list skips it, a watch event of it is a no-op delete).
     At 150k pods this holds a few MiB instead of :class:`PodStore`'s full record per pod
-    (benchmarks/caches.py; notes/binds.md). Its size is the number of binds in the window.
+    (benchmarks/caches.py; README "Caches at scale"). Its size is the number of binds in the window.
     """
 
     def __init__(self, history: BindHistory) -> None:
