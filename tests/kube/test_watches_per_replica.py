@@ -1,6 +1,6 @@
 """One node watch and one pod watch per replica: with a cache on, ``extender serve`` runs
 one worker unless told otherwise (a 150k-pod list and a set of watches per worker would
-multiply the API server's load and the replica's memory; notes/binds.md has the figures)."""
+multiply the API server's load and the replica's memory; README "Caches at scale" has the figures)."""
 
 from __future__ import annotations
 
