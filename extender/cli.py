@@ -191,7 +191,22 @@ def _validate(args: argparse.Namespace) -> int:
         f"{policy.source}: valid ({len(policy.predicates)} predicate(s), {len(policy.priorities)} priority(ies), "
         f"bind {'enabled' if policy.bind_enabled else 'disabled'})"
     )
+    print(_verbs_hint(policy))
     return 0
+
+
+def _verbs_hint(policy: Policy) -> str:
+    """Which verbs to register: every verb kube-scheduler is given costs a call per pod."""
+    verbs = policy.verbs
+    if not verbs:
+        return "register no verbs: this policy has no predicates, priorities or bind (the extender would change nothing)"
+    left_out = [key for key in ("filterVerb", "prioritizeVerb", "preemptVerb", "bindVerb") if key not in verbs]
+    line = "register in the KubeSchedulerConfiguration: " + ", ".join(f"{k}: {v}" for k, v in verbs.items())
+    if "prioritizeVerb" in left_out and "filterVerb" in verbs:
+        line += " (no prioritizeVerb: the policy has no priorities, so each pod costs one call instead of two)"
+    elif "filterVerb" in left_out and "prioritizeVerb" in verbs:
+        line += " (no filterVerb or preemptVerb: the policy has no predicates, so each pod costs one call instead of two)"
+    return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,7 +36,33 @@ def test_validate_accepts_a_valid_policy(tmp_path: Path, capsys: pytest.CaptureF
     path = tmp_path / "policy.yaml"
     path.write_text(default_policy_text())
     assert main(["validate", str(path)]) == 0
-    assert capsys.readouterr().out == f"{path}: valid (2 predicate(s), 0 priority(ies), bind disabled)\n"
+    assert capsys.readouterr().out == (
+        f"{path}: valid (2 predicate(s), 0 priority(ies), bind disabled)\n"
+        "register in the KubeSchedulerConfiguration: filterVerb: filter, preemptVerb: preempt"
+        " (no prioritizeVerb: the policy has no priorities, so each pod costs one call instead of two)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "hint"),
+    [
+        ("priorities: [{type: node-metadata, params: {key: rank, strategy: highest}}]",
+         "register in the KubeSchedulerConfiguration: prioritizeVerb: prioritize (no filterVerb or preemptVerb: "
+         "the policy has no predicates, so each pod costs one call instead of two)"),
+        ("predicates: [{type: node-condition, params: {conditions: [{type: Ready, status: \"True\", match: NotEqual}]}}]\npriorities: [{type: node-metadata, params: {key: rank, strategy: highest}}]"
+         "\nbind: {enabled: true}",
+         "register in the KubeSchedulerConfiguration: filterVerb: filter, prioritizeVerb: prioritize, "
+         "preemptVerb: preempt, bindVerb: bind"),
+        ("{}", "register no verbs: this policy has no predicates, priorities or bind (the extender would change nothing)"),
+    ],
+)  # fmt: skip
+def test_validate_says_which_verbs_the_policy_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str, hint: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy)
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == hint
 
 
 def test_validate_prints_every_problem_with_its_path_and_exits_1(tmp_path: Path) -> None:

@@ -97,6 +97,26 @@ class Policy:
     digest: str = ""
 
     @property
+    def verbs(self) -> dict[str, str]:
+        """The KubeSchedulerConfiguration verb keys this policy needs, with our verb names.
+
+        kube-scheduler calls every verb it is given for every pod the extender is interested
+        in: a policy without priorities needs no ``prioritizeVerb`` (one call per pod instead
+        of two), one without predicates no ``filterVerb`` and no ``preemptVerb`` (preempt only
+        removes candidates the predicates reject), one without bind no ``bindVerb``.
+        """
+        verbs: dict[str, str] = {}
+        if self.predicates:
+            verbs["filterVerb"] = "filter"
+        if self.priorities:
+            verbs["prioritizeVerb"] = "prioritize"
+        if self.predicates:
+            verbs["preemptVerb"] = "preempt"
+        if self.bind_enabled:
+            verbs["bindVerb"] = "bind"
+        return verbs
+
+    @property
     def metrics(self) -> frozenset[MetricRef]:
         """Every metric the policy's rules read."""
         rules: list[ConfiguredRule[Any]] = [*self.predicates, *self.priorities]
