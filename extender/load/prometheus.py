@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import socket
 from functools import lru_cache
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
@@ -341,6 +342,8 @@ def _transport_reason(exc: requests.RequestException, deadline: Deadline) -> str
             return "connection refused"
         if isinstance(error, TimeoutError) or isinstance(error, requests.Timeout):
             return f"timed out after {deadline.seconds:g}s"
+        if isinstance(error, socket.gaierror):  # DNS: a wrong Service name or namespace, usually
+            return f"the host name does not resolve ({error.strerror or error})"
         if isinstance(error, ConnectionResetError):  # e.g. the server exited mid-request
             return "connection reset by the server"
         if isinstance(error, requests.exceptions.SSLError):

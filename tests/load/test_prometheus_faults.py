@@ -230,3 +230,8 @@ def test_a_connection_reset_mid_request_is_named() -> None:
         fails_in_time(source(f"http://127.0.0.1:{listener.getsockname()[1]}"), "connection reset by the server")
     finally:
         listener.close()
+
+
+def test_a_host_name_that_does_not_resolve_is_named() -> None:
+    # .invalid never resolves (RFC 2606), so no DNS server is asked anything real
+    fails_in_time(source("http://prometheus.invalid:9090"), "the host name does not resolve")
