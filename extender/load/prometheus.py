@@ -40,8 +40,8 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-from functools import lru_cache
 from collections.abc import Collection, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
