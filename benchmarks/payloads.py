@@ -88,3 +88,15 @@ def preempt_meta(candidates: int, cache_size: int) -> bytes:
 def cluster_nodes(count: int) -> list[dict[str, Any]]:
     """Node objects for the fake API server (names mode), as the API server serves them."""
     return replicate(count)
+
+
+NAMES_MODE = FIXTURES / "kube-scheduler-v1.30" / "node-cache"
+
+
+def recorded_names_mode(verb: str, count: int) -> bytes:
+    """The recorded names-mode ``verb`` request (pod gpu-1) with ``NodeNames`` set to the
+    first ``count`` cached node names (``node-00000`` on)."""
+    (path,) = sorted(NAMES_MODE.glob(f"*-{verb}-*.request.json"))
+    request = json.loads(path.read_bytes())
+    request["NodeNames"] = [node_name(i) for i in range(count)]
+    return _go_json(request)

@@ -1,0 +1,386 @@
+"""``python -m benchmarks.cpu_per_call [--calls 3000] [--sizes 50,232,500,5000]``: the server
+CPU per call of the names-mode verbs, the floor of the serving stack, and where it goes.
+
+Issue 11's metric: CPU per call = utime + stime of the gunicorn processes (master and every
+worker, from /proc/<pid>/stat) over ``--calls`` calls on one keep-alive connection
+(http.client), divided by the calls; p50/p99 latency of the same calls beside it.
+
+The server is a real ``extender serve --node-cache`` (names mode, shipped settings: one worker
+with a node cache, 4 threads) whose node cache lists and watches the fake API server
+(tests/kube/fake_apiserver.py) holding 5000 nodes replicated from the recorded ones
+(:func:`benchmarks.payloads.cluster_nodes`). Requests are the recorded names-mode filter and
+prioritize of pod gpu-1 (tests/fixtures/kube-scheduler-v1.30/node-cache) with ``NodeNames``
+set to the first N cached names. The policy is issue 11's 3-predicate + 1-priority shape,
+from the built-in non-load rules of deploy/extender/policy.yaml: node-condition (Ready),
+node-maintenance (labels, annotation, window), node-selector-policy (the gpu/batch pools;
+gpu-1 in namespace default matches no mapping, so every node is checked against the
+exclusive gpu pool) and node-metadata (newest creationTimestamp). The floor: ``GET /healthz``
+and a filter with an empty ``NodeNames`` on the same server.
+
+The breakdown (``--profile-names``, 232 by default) comes from a second server started
+through :mod:`benchmarks.profiled_serve`: the same command, its worker under yappi with the
+CPU clock over every thread, switched on after the warm-up and off after the calls, no
+product code changed. The profile's time is grouped by module (see :data:`BUCKETS`): what
+is entered from outside a group counts for it, so each row is inclusive of what it calls
+(msgspec's C decoding is inside "decode"). Nested groups are subtracted from their outer
+one: WSGI/Flask = the Flask app minus the body read and the verb; the verb's own code = the
+service minus decode, node-cache lookup, engine, encode and logging; the gunicorn worker =
+everything outside the app (event loop, parser, response writing). Caveat: yappi's hooks
+cost several times the code they measure (the "profiled CPU/call" column shows how much),
+and that overhead lands most on the buckets with many small Python calls (gunicorn, Flask,
+the engine's rule loops), least on C calls (msgspec): read the shares, not the ms.
+
+Runs of 2026-12-02 (2-core VM shared with other sessions, load ~0.7-1.0; Python 3.11.7;
+``python -m benchmarks.cpu_per_call``, 3000 calls per row, 5000 cached nodes). CPU ms/call of
+two runs at the shipped log level (info) and one at warning; p50/p99 ms of the second run.
+Run-to-run drift on this machine is 20-30 % (filter at 0 names once cost more than at 232):
+compare releases interleaved in one run, not across runs.
+
+    call                    info #1  info #2  warning   p50 ms  p99 ms   (info #2)
+    GET /healthz              0.693    0.833    0.607     0.89    3.46
+    filter, 0 names           0.997    1.303    0.743     1.40    4.56
+    filter, 50 names          1.253    1.203    0.847     1.20    3.72
+    filter, 232 names         1.650    1.223    0.987     1.24    2.95
+    filter, 500 names         1.547    1.407    1.387     1.42    3.37
+    filter, 5000 names        7.377    5.713    6.380     5.77   10.09
+    prioritize, 50 names      1.170    0.953    0.767     1.00    2.73
+    prioritize, 232 names     1.417    1.480    0.893     1.48    4.54
+    prioritize, 500 names     2.240    2.287    1.243     2.48    6.88
+    prioritize, 5000 names    7.823    7.457    7.537     7.70   12.11
+
+    yappi breakdown, info #2, ms/call (share)   GET /healthz  filter 0 names  filter 232     prioritize 232
+    gunicorn HTTP (parser, environ, writing)    0.959 (31%)   1.236 (23%)     1.449 (17%)    1.193 (17%)
+    gunicorn worker (event loop, dispatch)      1.044 (34%)   1.314 (24%)     1.620 (19%)    1.301 (18%)
+    WSGI/Flask (minus body read and verb)       1.075 (35%)   1.365 (25%)     1.577 (19%)    1.347 (19%)
+    body read                                   0            0.136  (3%)     0.150  (2%)    0.132  (2%)
+    decode                                      0            0.641 (12%)     0.692  (8%)    0.603  (8%)
+    node-cache lookup                           0            0.017  (0%)     0.631  (8%)    0.555  (8%)
+    engine (rules)                              0            0.184  (3%)     1.623 (19%)    1.353 (19%)
+    encode                                      0            0.015  (0%)     0.041  (0%)    0.110  (2%)
+    logging                                     0.036  (1%)  0.379  (7%)     0.447  (5%)    0.374  (5%)
+    verb's own code (service)                   0            0.116  (2%)     0.169  (2%)    0.127  (2%)
+    total profiled (= /proc CPU of the worker)  3.113         5.403           8.400          7.095
+
+Read: the stack below the verb (gunicorn HTTP + worker + Flask) is ~0.6-0.8 ms of an
+unprofiled call and about 55-65 % of a 232-name call's profile; the decision log line
+(info) costs ~0.25 ms/call unprofiled (info vs warning) and 5-7 % of the profile; decoding
+an empty names request is already 12 % (envelope key checks in Python, before msgspec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import pstats
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import payloads
+from benchmarks.service import RunningService, free_port, running
+
+VERBS = ("filter", "prioritize")
+POLICY = """version: 1
+predicates:
+- type: node-condition
+  params:
+    conditions:
+    - {type: Ready, status: "True", match: NotEqual}
+- type: node-maintenance
+  onError: deny
+  params:
+    labels: [{key: extender.dev/maintenance}, {key: example.com/lifecycle, values: [draining, retiring]}]
+    annotations: [{key: extender.dev/maintenance}]
+    window: {annotation: extender.dev/maintenance-window, leadTime: 1h}
+- type: node-selector-policy
+  params:
+    mappings:
+    - name: gpu
+      namespaces: [ml-training, ml-serving]
+      nodeSelectorTerms: [{matchExpressions: [{key: node-pool, operator: In, values: [gpu]}]}]
+      exclusive: true
+    unmatchedPods: allow
+priorities:
+- type: node-metadata
+  params: {source: creationTimestamp, strategy: newest}
+"""
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of ``pids`` from /proc/<pid>/stat (fields 14 and 15), in seconds."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the benchmark repeats, and how to tell its answer is well-formed."""
+
+    name: str
+    method: str
+    path: str
+    body: bytes | None
+    check: Callable[[bytes], bool]
+
+
+def _filter_ok(count: int) -> Callable[[bytes], bool]:
+    def check(data: bytes) -> bool:
+        answer = json.loads(data)
+        passed = answer.get("NodeNames") or []
+        failed = {**(answer.get("FailedNodes") or {}), **(answer.get("FailedAndUnresolvableNodes") or {})}
+        return not answer.get("Error") and len(passed) + len(failed) == count
+    return check
+
+
+def _prioritize_ok(count: int) -> Callable[[bytes], bool]:
+    def check(data: bytes) -> bool:
+        answer = json.loads(data)
+        return isinstance(answer, list) and len(answer) == count and all(0 <= e["Score"] <= 10 for e in answer)
+    return check
+
+
+def _healthz_ok(data: bytes) -> bool:
+    return isinstance(json.loads(data), dict)
+
+
+def calls(sizes: list[int]) -> list[Call]:
+    """The floor (/healthz, an empty filter), then each verb at each size."""
+    empty = json.loads(payloads.recorded_names_mode("filter", 0))
+    result = [Call("GET /healthz", "GET", "/healthz", None, _healthz_ok),
+              Call("filter, 0 names", "POST", "/scheduler/filter", json.dumps(empty).encode(), _filter_ok(0))]
+    for verb in VERBS:
+        check = _filter_ok if verb == "filter" else _prioritize_ok
+        result += [Call(f"{verb}, {n} names", "POST", f"/scheduler/{verb}", payloads.recorded_names_mode(verb, n), check(n))
+                   for n in sizes]
+    return result
+
+
+@dataclass
+class Measured:
+    """``calls`` repetitions of one call: server CPU, latencies, answers."""
+
+    name: str
+    calls: int
+    cpu_ms_per_call: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[int, int]
+    malformed: int
+
+
+def measure(service: RunningService, call: Call, count: int, warmup: int,
+            around: Callable[[], None] | None = None) -> Measured:
+    """Warm up, then ``count`` calls on one keep-alive connection, CPU read around them.
+    ``around`` (if given) runs just before the first and just after the last measured call."""
+    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    headers = {"Content-Type": "application/json"} if call.body is not None else {}
+    statuses: dict[int, int] = {}
+    malformed = 0
+    samples: list[float] = []
+
+    def one() -> tuple[int, bytes]:
+        conn.request(call.method, call.path, body=call.body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    for _ in range(warmup):
+        one()
+    pids = [service.process.pid, *service.worker_pids()]
+    if around:
+        around()
+    before = cpu_seconds(pids)
+    for _ in range(count):
+        started = time.perf_counter()
+        status, data = one()
+        samples.append(time.perf_counter() - started)
+        statuses[status] = statuses.get(status, 0) + 1
+        malformed += status != 200 or not call.check(data)
+    after = cpu_seconds(pids)
+    if around:
+        around()
+    conn.close()
+    ordered = sorted(samples)
+    return Measured(call.name, count, (after - before) * 1000 / count, statistics.median(samples) * 1000,
+                    ordered[min(len(ordered) - 1, round(0.99 * len(ordered) + 0.5) - 1)] * 1000, statuses, malformed)
+
+
+@contextmanager
+def cluster(nodes: int) -> Iterator[Path]:
+    """The fake API server holding ``nodes`` replicated nodes; yields a kubeconfig for it."""
+    from tests.kube.fake_apiserver import FakeApiServer
+
+    with FakeApiServer(nodes=payloads.cluster_nodes(nodes)) as apiserver, tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = Path(tmp) / "kubeconfig"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "bench", "cluster": {"server": apiserver.url}}],
+            "users": [{"name": "bench", "user": {"token": "test-token"}}],
+            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
+            "current-context": "bench",
+        }))
+        (Path(tmp) / "policy.yaml").write_text(POLICY)
+        yield kubeconfig
+
+
+@contextmanager
+def server(kubeconfig: Path, log_level: str, profile_dir: Path | None = None) -> Iterator[RunningService]:
+    """``extender serve --node-cache`` on the cluster at ``log_level`` (under
+    :mod:`benchmarks.profiled_serve` with ``profile_dir``), ready with its one worker."""
+    port = free_port()
+    entry = ["-m", "benchmarks.profiled_serve"] if profile_dir else ["-m", "extender"]
+    command = [sys.executable, *entry, "serve", "--port", str(port), "--policy", str(kubeconfig.with_name("policy.yaml")),
+               "--node-cache", "--kubeconfig", str(kubeconfig), "--log-level", log_level]  # over running()'s warning
+    env = {"BENCH_PROFILE_DIR": str(profile_dir)} if profile_dir else None
+    with running(command, port, env=env, workers=1, ready_timeout=300) as service:
+        yield service
+
+
+#: breakdown groups: name -> does a (file, line, function) profile key belong to it
+BUCKETS: dict[str, Callable[[str, str], bool]] = {
+    "app": lambda f, n: f.endswith("flask/app.py") and n.endswith("wsgi_app"),
+    "body read": lambda f, n: f.endswith("extender/web/body.py") and n.endswith("read_body"),
+    "verb": lambda f, n: f.endswith("extender/service.py"),
+    "decode": lambda f, n: f.endswith("extender/codec/kube_scheduler.py"),
+    "encode": lambda f, n: f.endswith("extender/codec/kube_scheduler_replies.py"),
+    "node-cache lookup": lambda f, n: "/extender/kube/" in f,
+    "engine": lambda f, n: any(f"/extender/{p}/" in f for p in ("engine", "rules", "sdk", "view", "measured")),
+    "logging": lambda f, n: f.endswith("logging/__init__.py"),
+    "gunicorn HTTP": lambda f, n: "/gunicorn/http/" in f,
+}
+
+
+def entered(stats: dict[Any, Any], bucket: Callable[[str, str], bool],
+            callers_in: Callable[[str, str], bool] | None = None) -> float:
+    """CPU seconds spent in calls into ``bucket`` from outside it (from ``callers_in`` only, if given)."""
+    total = 0.0
+    for (file, _, name), (_, _, _, cumulative, callers) in stats.items():
+        if not bucket(file, name):
+            continue
+        if not callers:
+            total += cumulative
+        for (cfile, _, cname), edge in callers.items():
+            if not bucket(cfile, cname) and (callers_in is None or callers_in(cfile, cname)):
+                total += edge[3]
+    return total
+
+
+def breakdown(path: Path, calls_count: int) -> dict[str, float]:
+    """The profile at ``path`` as CPU ms per call in the issue's groups (disjoint, summing to
+    the total: the profiled threads' CPU, from the ``.threads.json`` beside it)."""
+    stats: dict[Any, Any] = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    total = sum(json.loads(path.with_suffix(".threads.json").read_text()).values())
+    def service(file: str, name: str) -> bool:
+        return file.endswith("extender/service.py")
+
+    outer = ("app", "body read", "verb", "logging")
+    got = {name: entered(stats, BUCKETS[name], None if name in outer else service) for name in BUCKETS}
+    # the verb's calls only: views built while decoding or looking up count there, not as engine
+    logging_in_verb = entered(stats, BUCKETS["logging"], service)
+    # the parser, the WSGI environ and the response writing, as the worker calls them (body
+    # reads from the app through werkzeug count as the body read)
+    http = entered(stats, BUCKETS["gunicorn HTTP"], lambda f, n: "/gunicorn/" in f or "/extender/serving/" in f)
+    inner = sum(got[k] for k in ("decode", "encode", "node-cache lookup", "engine")) + logging_in_verb
+    rows = {
+        "gunicorn HTTP (parser, environ, response write)": http,
+        "gunicorn worker (event loop, dispatch, rest)": total - got["app"] - http - (got["logging"] - logging_in_verb),
+        "WSGI/Flask (app minus body read and verb)": got["app"] - got["body read"] - got["verb"],
+        "body read": got["body read"],
+        "decode": got["decode"],
+        "node-cache lookup": got["node-cache lookup"],
+        "engine (rules)": got["engine"],
+        "encode": got["encode"],
+        "logging": got["logging"],
+        "verb's own code (service)": got["verb"] - inner,
+        "total (profiled threads)": total,
+    }
+    return {name: seconds * 1000 / calls_count for name, seconds in rows.items()}
+
+
+def profiled(kubeconfig: Path, log_level: str, verbs_at: int, count: int, warmup: int) -> dict[str, Any]:
+    """The floor and each verb at ``verbs_at`` names on a profiled server: breakdown and profiled CPU/call."""
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, server(kubeconfig, log_level, Path(tmp)) as service:
+        for call in calls([verbs_at]):
+            worker = service.worker_pids()[0]
+            before = set(Path(tmp).glob("*.pstat"))
+
+            def toggle() -> None:
+                os.kill(worker, signal.SIGRTMIN)
+
+            measured = measure(service, call, count, warmup, around=toggle)
+            deadline = time.monotonic() + 60
+            while not (new := set(Path(tmp).glob("*.pstat")) - before):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the profiled worker saved no profile")
+                time.sleep(0.1)
+            result[call.name] = {"measured": measured.__dict__, "breakdown": breakdown(new.pop(), count)}
+    return result
+
+
+def run(calls_count: int = 3000, sizes: tuple[int, ...] = (50, 232, 500, 5000), nodes: int = 5000,
+        warmup: int = 100, profile_names: int = 232, log_level: str = "info") -> dict[str, Any]:
+    """The whole benchmark; its report as plain data."""
+    with cluster(max(nodes, *sizes)) as kubeconfig:
+        with server(kubeconfig, log_level) as service:
+            measured = [measure(service, call, calls_count, warmup).__dict__ for call in calls(list(sizes))]
+        profile = profiled(kubeconfig, log_level, profile_names, calls_count, warmup) if profile_names else {}
+    return {"calls": calls_count, "nodes": max(nodes, *sizes), "log_level": log_level, "measured": measured,
+            "profile": profile}
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as the other benchmarks print it."""
+    lines = [f"names mode, {report['nodes']} cached nodes, log level {report['log_level']}, "
+             f"{report['calls']} calls per row on one keep-alive connection",
+             "", "call                  CPU ms/call  p50 ms  p99 ms  answers"]
+    for m in report["measured"]:
+        answers = "all 200, well-formed" if not m["malformed"] else f"{m['malformed']} bad: {m['statuses']}"
+        lines.append(f"{m['name']:<20}  {m['cpu_ms_per_call']:>11.3f}  {m['p50_ms']:>6.2f}  {m['p99_ms']:>6.2f}  {answers}")
+    if report["profile"]:
+        names = list(report["profile"])
+        lines += ["", f"{'profile (yappi, CPU clock), ms/call':<48}" + "".join(f"  {n:>20}" for n in names)]
+        for row in next(iter(report["profile"].values()))["breakdown"]:
+            cells = "".join(f"  {_share(report['profile'][n]['breakdown'], row):>20}" for n in names)
+            lines.append(f"{row:<48}{cells}")
+        lines.append(f"{'profiled server, /proc CPU ms/call':<48}"
+                     + "".join(f"  {report['profile'][n]['measured']['cpu_ms_per_call']:>20.3f}" for n in names))
+    return "\n".join(lines)
+
+
+def _share(breakdown: dict[str, float], row: str) -> str:
+    return f"{breakdown[row]:.3f} ({breakdown[row] / breakdown['total (profiled threads)']:4.0%})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_per_call", description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--sizes", default="50,232,500,5000", help="NodeNames counts, comma-separated")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--profile-names", type=int, default=232, help="size the breakdown is profiled at (0: none)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="the server's (default info, as shipped: a decision log line per verb call)")
+    parser.add_argument("--json", action="store_true", help="also print the report as JSON")
+    args = parser.parse_args(argv)
+    report = run(args.calls, tuple(int(s) for s in args.sizes.split(",")), warmup=args.warmup,
+                 profile_names=args.profile_names, log_level=args.log_level)
+    print(table(report))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
