@@ -13,7 +13,6 @@ from benchmarks import payloads
 from benchmarks.cpu_per_call import POLICY, run, table
 from extender.policy import load_policy_text
 
-pytest.importorskip("yappi", reason="the bench extra (pip install -e .[bench]) profiles the worker")
 
 
 @pytest.fixture(scope="module")
