@@ -30,6 +30,7 @@ from typing import Any
 from gunicorn import http
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
 
+from extender.serving import fastpath
 from extender.serving.connection import Conn, Limits
 from extender.serving.framing import FramingError
 from extender.serving.inbox import RECV_SIZE, Progress
@@ -38,6 +39,7 @@ from extender.serving.received import ReceivedRequest
 from extender.serving.replies import json_reply, parse_error_status
 from extender.serving.tls import ReloadingContext, TLSFiles
 from extender.settings import Settings
+from extender.web.verbs import PURE_VERBS, VerbEndpoint
 
 log = logging.getLogger("extender.serving")
 
@@ -52,6 +54,13 @@ ACCEPT_BATCH = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: what the probe port answers (kubelet's liveness and readiness probes)
 PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
+#: largest body a pure verb (filter, prioritize) is answered with in the event loop itself:
+#: a names-mode call (5000 names is ~100 KB) takes about a millisecond; a full-node body takes
+#: a thread, so the loop keeps serving the other connections meanwhile
+INLINE_BODY = 256 * 1024
+#: how often the worker tells the arbiter it is alive (gthread does on every turn of its
+#: loop, a syscall per request; the arbiter's timeout is 30 s)
+NOTIFY_INTERVAL = 1.0
 
 
 def _peer(conn: Conn) -> str:
@@ -73,6 +82,10 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.tls: ReloadingContext | None = None
         self.notices = Notices(log)
         self._scratch = bytearray(RECV_SIZE)  # the event loop's receive buffer, shared by its connections
+        #: the app's verbs, for the fast path (None: every request goes through gunicorn and WSGI)
+        self.verbs: VerbEndpoint | None = None
+        self._fast_paths: dict[bytes, str] = {}
+        self._notified = 0.0
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -87,6 +100,20 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if settings.tls_cert and settings.tls_key:
             self.tls = ReloadingContext(TLSFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        extensions = getattr(self.wsgi, "extensions", None)
+        endpoint = extensions.get("extender.verbs") if isinstance(extensions, dict) else None
+        if isinstance(endpoint, VerbEndpoint):
+            self.verbs = endpoint
+            self._fast_paths = {path.encode("ascii"): verb for path, verb in endpoint.paths.items()}
+
+    def notify(self) -> None:
+        now = time.monotonic()
+        if now - self._notified >= NOTIFY_INTERVAL:
+            self._notified = now
+            super().notify()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: tell the app (``/readyz`` answers 503 from now on), then drain."""
@@ -216,8 +243,38 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def _dispatch(self, conn: Conn) -> None:
         del self.reading[conn]
         self._unregister(conn)
-        conn.request = conn.inbox.take()
+        request = conn.inbox.take()
+        call = fastpath.match(request.head, self._fast_paths) if self.verbs and not conn.probes_only else None
+        if call is not None and call.verb in PURE_VERBS and len(request.body) <= INLINE_BODY:
+            self._answer_inline(conn, call, request.body)
+            return
+        conn.request, conn.call = request, call
         self.enqueue_req(conn)
+
+    def _dispatch_received(self, conn: Conn) -> None:
+        if conn in self.reading:  # not closed meanwhile
+            self._dispatch(conn)
+
+    def _answer_inline(self, conn: Conn, call: fastpath.VerbCall, body: Any) -> None:
+        """Answer a pure verb in the event loop: no thread, no future, no wake-up. The
+        reply goes out non-blocking; what the socket does not take at once (a client slow to
+        read) is written by a thread, under the write timeout."""
+        assert self.verbs is not None
+        status, answer = self.verbs.answer(call.verb, call.content_type, body)
+        keep_alive = call.keep_alive and self.alive
+        data = fastpath.response(status, answer, keep_alive)
+        try:
+            sent = conn.sock.send(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            sent = 0  # TLS: retried whole, as OpenSSL requires
+        except (OSError, ssl.SSLError):
+            self._close(conn)
+            return
+        if sent < len(data):
+            conn.unsent, conn.unsent_keep_alive = memoryview(data)[sent:], keep_alive
+            self.enqueue_req(conn)
+            return
+        self._answered(conn, keep_alive, inline=True)
 
     def on_client_socket_readable(self, conn: Conn, client: Any) -> None:
         """An idle keep-alive connection has the start of its next request."""
@@ -231,12 +288,23 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def handle(self, conn: Conn) -> bool:
         """Serve the received request; whether the connection may be kept alive."""
         request, conn.request = conn.request, None
-        assert request is not None
+        call, conn.call = conn.call, None
+        unsent, conn.unsent = conn.unsent, None
         req = None
         try:
             # Blocking from here on, so the response is written in one go, within a deadline:
             # a client that does not read its response cannot hold this thread for long.
             conn.sock.settimeout(self.limits.write_timeout)
+            if unsent is not None:  # the rest of a reply the event loop could not write at once
+                conn.sock.sendall(unsent)
+                return conn.unsent_keep_alive
+            assert request is not None
+            if call is not None:
+                assert self.verbs is not None
+                status, answer = self.verbs.answer(call.verb, call.content_type, request.body)
+                keep_alive = call.keep_alive and self.alive
+                conn.sock.sendall(fastpath.response(status, answer, keep_alive))
+                return keep_alive
             parser = http.get_parser(self.cfg, (), conn.client)
             parser.unreader = ReceivedRequest(request.head, request.body)
             conn.parser = parser
@@ -272,11 +340,17 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def finish_request(self, conn: Conn, fs: Any) -> None:
         """Back in the event loop: keep the connection alive, or close it."""
-        self._release(conn, keep=conn.inbox.received)
         try:
             keep_alive = not fs.cancelled() and fs.result()
         except Exception:  # noqa: BLE001
             keep_alive = False
+        self._answered(conn, bool(keep_alive))
+
+    def _answered(self, conn: Conn, keep_alive: bool, inline: bool = False) -> None:
+        """A request is answered: wait for the next one on the connection, or close it.
+        ``inline``: answered in the event loop, so a request pipelined behind it is
+        dispatched on a later turn (not from inside this one, request after request)."""
+        self._release(conn, keep=conn.inbox.received)
         if not keep_alive:
             self._linger(conn)
             return
@@ -289,7 +363,10 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if conn.inbox.started or pending_tls:  # the client already sent (some of) its next request
             self._start_reading(conn)
             if conn.inbox.restart() is Progress.COMPLETE:
-                self._dispatch(conn)
+                if inline:
+                    self.method_queue.defer(self._dispatch_received, conn)
+                else:
+                    self._dispatch(conn)
             else:
                 self.method_queue.defer(self.on_readable, conn)
             return

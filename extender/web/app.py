@@ -22,6 +22,7 @@ from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
 from extender.web.openapi import openapi_blueprint
+from extender.web.verbs import VerbEndpoint
 from extender.web.routes import Health, Readiness, handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
 
 log = logging.getLogger("extender")
@@ -162,7 +163,10 @@ def create_app(
     app.extensions["extender.cluster"] = cluster
     #: the metric sources' refreshers: stop() them where the cluster state is stopped
     app.extensions["extender.load"] = load
-    app.register_blueprint(verbs_blueprint(settings.normalised_prefix, settings.max_body_bytes))
+    endpoint = VerbEndpoint(app.extensions, settings.normalised_prefix, settings.max_body_bytes)
+    #: the verbs as bytes in, bytes out: the Flask route and the serving worker's fast path
+    app.extensions["extender.verbs"] = endpoint
+    app.register_blueprint(verbs_blueprint(endpoint))
     ready = _unless_draining(readiness or _always_ready, draining)
     app.register_blueprint(probes_blueprint(ready, health, load.health if load else None))
     app.register_blueprint(openapi_blueprint(settings.normalised_prefix))

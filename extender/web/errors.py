@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response
 
-from extender.codec.common import encode_json
+from extender.web.verbs import error_body
 
 
 def json_error(status: int, message: str) -> Response:
-    return Response(encode_json({"error": message}), status=status, mimetype="application/json")
+    return Response(error_body(message), status=status, mimetype="application/json")

@@ -8,20 +8,18 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.http import parse_options_header
 
 from extender import __version__
-from extender.codec.common import WireError, encode_json
+from extender.codec.common import encode_json
 from extender.service import ExtenderService
 from extender.web.body import read_body
 from extender.web.errors import json_error
+from extender.web.verbs import VERBS, VerbEndpoint, unsupported_content_type
 
 log = logging.getLogger("extender.http")
 
-VERBS = ("filter", "prioritize", "preempt", "bind")
 #: methods a verb answers with 405 itself (the rest get Werkzeug's 405, made JSON below)
 _WRONG_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
-JSON = "application/json"
 #: what each verb's body is, in kube-scheduler's terms (protocol.md §1)
 _ARGS = {
     "filter": "ExtenderArgs",
@@ -42,26 +40,20 @@ def _json(body: bytes, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="application/json")
 
 
-def verbs_blueprint(url_prefix: str, max_body_bytes: int) -> Blueprint:
-    """``POST {prefix}/{filter,prioritize,preempt,bind}``."""
-    bp = Blueprint("verbs", __name__, url_prefix=url_prefix or None)
+def verbs_blueprint(endpoint: VerbEndpoint) -> Blueprint:
+    """``POST {prefix}/{filter,prioritize,preempt,bind}``, answered by ``endpoint``."""
+    bp = Blueprint("verbs", __name__, url_prefix=endpoint.url_prefix or None)
 
     @bp.route("/<path:verb>", methods=["POST"])
     def call_verb(verb: str) -> Response:
         if verb not in VERBS:
             return json_error(404, f"unknown verb {verb!r}: this extender serves {', '.join(VERBS)}")
         # the WSGI variable: a tenth of the cost of request.headers' lookup
-        unsupported = _unsupported_content_type(request.environ.get("CONTENT_TYPE"))
-        if unsupported:
+        unsupported = unsupported_content_type(request.environ.get("CONTENT_TYPE"))
+        if unsupported:  # before the body is read
             return json_error(415, f"{verb}: {unsupported}")
-        body = read_body(request, max_body_bytes)
-        service = _service()
-        handler = getattr(service, verb)
-        try:
-            return _json(handler(body))
-        except WireError as exc:
-            log.info("rejected %s request: %s", verb, exc)
-            return json_error(400, f"{verb}: {exc}")
+        status, body = endpoint.answer(verb, None, read_body(request, endpoint.max_body_bytes))
+        return _json(body, status)
 
     @bp.route("/<path:verb>", methods=_WRONG_METHODS)
     def wrong_method(verb: str) -> Response:
@@ -72,19 +64,6 @@ def verbs_blueprint(url_prefix: str, max_body_bytes: int) -> Blueprint:
         return response
 
     return bp
-
-
-def _unsupported_content_type(value: str | None) -> str | None:
-    """Why a request's Content-Type is refused, or None: JSON (UTF-8, the only charset JSON
-    has) or none at all (curl -d --data-binary without -H, hand-written clients) is fine."""
-    if not value or value == JSON:  # kube-scheduler sends exactly "application/json"
-        return None
-    mimetype, options = parse_options_header(value)
-    charset = options.get("charset", "utf-8").lower()
-    if mimetype.lower() == JSON and charset in ("utf-8", "utf8"):
-        return None
-    shown = value if len(value) <= 100 else f"{value[:100]}..."
-    return f"unsupported Content-Type {shown!r}: send {JSON} (UTF-8)"
 
 
 def probes_blueprint(readiness: Readiness, health: Health, sources: Health | None = None) -> Blueprint:
