@@ -221,16 +221,10 @@ def measure(service: RunningService, call: Call, count: int, warmup: int,
 def cluster(nodes: int) -> Iterator[Path]:
     """The fake API server holding ``nodes`` replicated nodes; yields a kubeconfig for it."""
     from tests.kube.fake_apiserver import FakeApiServer
+    from tests.kube.live import write_kubeconfig
 
     with FakeApiServer(nodes=payloads.cluster_nodes(nodes)) as apiserver, tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = Path(tmp) / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "bench", "cluster": {"server": apiserver.url}}],
-            "users": [{"name": "bench", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
-            "current-context": "bench",
-        }))
+        kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", apiserver.url)
         (Path(tmp) / "policy.yaml").write_text(POLICY)
         yield kubeconfig
 
