@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.url)))
         return 0
     from tests.kube.fake_apiserver import FakeApiServer
+    from tests.kube.live import write_kubeconfig
 
     built = time.perf_counter()
     nodes, pods = payloads.cluster_nodes(args.nodes), cluster_pods(args.pods, args.nodes, args.recent)
@@ -213,14 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         report["wire"] = {"nodes": wire(apiserver.url, "/api/v1/nodes", {}),
                           "pods": wire(apiserver.url, "/api/v1/pods", {"fieldSelector": SELECTOR})}
         report["caches"] = _children(apiserver.url)
-        kubeconfig = Path(tmp) / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "bench", "cluster": {"server": apiserver.url}}],
-            "users": [{"name": "bench", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
-            "current-context": "bench",
-        }))
+        kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", apiserver.url)
         report["served"] = [_served(apiserver, kubeconfig, w, args.nodes, args.requests) for w in args.workers]
     print(table(report))
     print(json.dumps(report, indent=1))

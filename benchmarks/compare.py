@@ -1,35 +1,23 @@
 """``python -m benchmarks.compare --before REV``: this checkout against an earlier revision,
 side by side in one run (interleaved rounds), since absolute times on a shared machine move
 by 2-3x from day to day. REV is checked out into a temporary git worktree and served with
-this checkout's harness and interpreter (``PYTHONPATH`` picks the code)."""
+this checkout's harness and interpreter, each server run in the tree it serves with
+``PYTHONPATH`` pointing at it (the cwd comes first on a ``python -m`` sys.path, so
+``PYTHONPATH`` alone would serve this checkout twice)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks import payloads
 from benchmarks.driver import sequential
-from benchmarks.service import serve
+from benchmarks.service import ROOT, imported_extender, serve, worktree
 
-ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "deploy" / "extender" / "policy.yaml"
-
-
-def _kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "b",
-        "clusters": [{"name": "b", "cluster": {"server": server}}],
-        "users": [{"name": "b", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "b", "context": {"cluster": "b", "user": "b"}}],
-    }))  # fmt: skip
-    return path
 
 
 def main() -> int:
@@ -38,6 +26,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     args = parser.parse_args()
     from tests.kube.fake_apiserver import FakeApiServer
+    from tests.kube.live import write_kubeconfig
 
     cases = {
         "full 100 filter": ("/scheduler/filter", payloads.full_nodes(100).body, 200),
@@ -47,22 +36,19 @@ def main() -> int:
         "names 500 prioritize": ("/scheduler/prioritize", payloads.names(500, 5000).body, 1000),
     }
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    with tempfile.TemporaryDirectory() as tmp, FakeApiServer(nodes=payloads.cluster_nodes(5000), pods=[]) as api:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(before), args.before], check=True)
+    with (tempfile.TemporaryDirectory() as tmp, FakeApiServer(nodes=payloads.cluster_nodes(5000), pods=[]) as api,
+          worktree(args.before) as before):
         trees = {f"before ({args.before})": before, "now": ROOT}
-        kubeconfig = _kubeconfig(Path(tmp) / "kubeconfig", api.url)
-        try:
-            for round_ in range(args.rounds):
-                for label, tree in trees.items():
-                    os.environ["PYTHONPATH"] = str(tree)
-                    with serve(POLICY, "--node-cache", "--kubeconfig", str(kubeconfig)) as service:
-                        for name, (path, body, count) in cases.items():
-                            lat = sequential(service.port, path, body, count, warmup=5)
-                            results.setdefault(label, {}).setdefault(name, []).append((lat.p50_ms, lat.p99_ms))
-                    print(f"round {round_ + 1}: {label} done", file=sys.stderr)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
+        for label, tree in trees.items():
+            print(f"{label}: extender from {imported_extender(tree).parent}", file=sys.stderr)
+        kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", api.url)
+        for round_ in range(args.rounds):
+            for label, tree in trees.items():
+                with serve(POLICY, "--node-cache", "--kubeconfig", str(kubeconfig), tree=tree) as service:
+                    for name, (path, body, count) in cases.items():
+                        lat = sequential(service.port, path, body, count, warmup=5)
+                        results.setdefault(label, {}).setdefault(name, []).append((lat.p50_ms, lat.p99_ms))
+                print(f"round {round_ + 1}: {label} done", file=sys.stderr)
     old, new = results[f"before ({args.before})"], results["now"]
     print(f"| case | before ({args.before}) p50 / p99 ms | now p50 / p99 ms | now / before (p50) |")
     print("|---|---|---|---|")

@@ -1,5 +1,5 @@
-"""``python -m benchmarks.cpu_per_call [--calls 3000] [--sizes 50,232,500,5000]``: the server
-CPU per call of the names-mode verbs, the floor of the serving stack, and where it goes.
+"""``python -m benchmarks.cpu_per_call [--calls 3000] [--sizes 50,232,500,5000] [--before REV]``: the
+server CPU per call of the names-mode verbs, the floor of the serving stack, and where it goes.
 
 Issue 11's metric: CPU per call = utime + stime of the gunicorn processes (master and every
 worker, from /proc/<pid>/stat) over ``--calls`` calls on one keep-alive connection
@@ -17,7 +17,21 @@ gpu-1 in namespace default matches no mapping, so every node is checked against 
 exclusive gpu pool) and node-metadata (newest creationTimestamp). The floor: ``GET /healthz``
 and a filter with an empty ``NodeNames`` on the same server.
 
-The breakdown (``--profile-names``, 232 by default) comes from a second server started
+Full-node mode is in the same run: filter and prioritize with full Node objects in the body
+(:func:`benchmarks.payloads.full_nodes`) at 100 and 1000 nodes (``--full-sizes``), with fewer
+calls (``--full-calls``, 200 and 40), on the same server.
+
+``--before REV`` serves REV too, side by side: REV is checked out into a temporary detached
+git worktree (removed at the end, on error too) and served by this checkout's harness and
+interpreter, the server run with the worktree as cwd and ``PYTHONPATH`` (``python -m`` puts
+the cwd first on sys.path, so ``PYTHONPATH`` alone would serve this checkout; the report
+shows where each tree's ``extender`` is imported from and each server process's cwd, from
+/proc). ``--rounds K`` (3 with ``--before``) interleaves: before, now, before, now, ...,
+each a fresh server of that tree on the same fake API server measuring every call; rows are
+medians over the rounds of CPU ms/call, p50 and p99, with now/before CPU ratios, and the
+issue's target line: p99 at 500 names now / p50 at 500 names before (<= 1 is met).
+
+The breakdown (``--profile-names``, 232 by default, none with ``--before``; this checkout only) comes from a second server started
 through :mod:`benchmarks.profiled_serve`: the same command, its worker under yappi with the
 CPU clock over every thread, switched on after the warm-up and off after the calls, no
 product code changed. The profile's time is grouped by module (see :data:`BUCKETS`): what
@@ -80,13 +94,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks import payloads
-from benchmarks.service import RunningService, free_port, running
+from benchmarks.service import ROOT, RunningService, free_port, imported_extender, running, tree_env, worktree
 
 VERBS = ("filter", "prioritize")
 POLICY = """version: 1
@@ -134,12 +148,16 @@ class Call:
     path: str
     body: bytes | None
     check: Callable[[bytes], bool]
+    calls: int | None = None  # None: the run's --calls
 
 
-def _filter_ok(count: int) -> Callable[[bytes], bool]:
+def _filter_ok(count: int, full: bool = False) -> Callable[[bytes], bool]:
+    """Every node answered once: passed (``NodeNames``, or ``Nodes.items`` for full nodes) or failed."""
     def check(data: bytes) -> bool:
         answer = json.loads(data)
-        passed = answer.get("NodeNames") or []
+        if full and answer.get("NodeNames"):
+            return False
+        passed = ((answer.get("Nodes") or {}).get("items") or []) if full else (answer.get("NodeNames") or [])
         failed = {**(answer.get("FailedNodes") or {}), **(answer.get("FailedAndUnresolvableNodes") or {})}
         return not answer.get("Error") and len(passed) + len(failed) == count
     return check
@@ -156,8 +174,9 @@ def _healthz_ok(data: bytes) -> bool:
     return isinstance(json.loads(data), dict)
 
 
-def calls(sizes: list[int]) -> list[Call]:
-    """The floor (/healthz, an empty filter), then each verb at each size."""
+def calls(sizes: list[int], full: tuple[tuple[int, int], ...] = ()) -> list[Call]:
+    """The floor (/healthz, an empty filter), then each verb at each size, then each verb with
+    full Node objects for each (nodes, calls) of ``full`` (:func:`benchmarks.payloads.full_nodes`)."""
     empty = json.loads(payloads.recorded_names_mode("filter", 0))
     result = [Call("GET /healthz", "GET", "/healthz", None, _healthz_ok),
               Call("filter, 0 names", "POST", "/scheduler/filter", json.dumps(empty).encode(), _filter_ok(0))]
@@ -165,6 +184,10 @@ def calls(sizes: list[int]) -> list[Call]:
         check = _filter_ok if verb == "filter" else _prioritize_ok
         result += [Call(f"{verb}, {n} names", "POST", f"/scheduler/{verb}", payloads.recorded_names_mode(verb, n), check(n))
                    for n in sizes]
+    for n, count in full:
+        body = payloads.full_nodes(n).body
+        result += [Call(f"filter, {n} full nodes", "POST", "/scheduler/filter", body, _filter_ok(n, full=True), count),
+                   Call(f"prioritize, {n} full nodes", "POST", "/scheduler/prioritize", body, _prioritize_ok(n), count)]
     return result
 
 
@@ -221,31 +244,42 @@ def measure(service: RunningService, call: Call, count: int, warmup: int,
 def cluster(nodes: int) -> Iterator[Path]:
     """The fake API server holding ``nodes`` replicated nodes; yields a kubeconfig for it."""
     from tests.kube.fake_apiserver import FakeApiServer
+    from tests.kube.live import write_kubeconfig
 
     with FakeApiServer(nodes=payloads.cluster_nodes(nodes)) as apiserver, tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = Path(tmp) / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "bench", "cluster": {"server": apiserver.url}}],
-            "users": [{"name": "bench", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
-            "current-context": "bench",
-        }))
+        kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", apiserver.url)
         (Path(tmp) / "policy.yaml").write_text(POLICY)
         yield kubeconfig
 
 
 @contextmanager
-def server(kubeconfig: Path, log_level: str, profile_dir: Path | None = None) -> Iterator[RunningService]:
-    """``extender serve --node-cache`` on the cluster at ``log_level`` (under
-    :mod:`benchmarks.profiled_serve` with ``profile_dir``), ready with its one worker."""
+def server(kubeconfig: Path, log_level: str, profile_dir: Path | None = None,
+           tree: Path = ROOT) -> Iterator[RunningService]:
+    """``extender serve --node-cache`` of ``tree`` (this checkout by default) on the cluster at
+    ``log_level`` (under :mod:`benchmarks.profiled_serve` with ``profile_dir``: this checkout
+    only), ready with its one worker. Another tree is served by this interpreter from that
+    tree as cwd with ``PYTHONPATH`` at it (:func:`benchmarks.service.running`)."""
+    if profile_dir and tree != ROOT:
+        raise ValueError("the profiled server is this checkout's")
     port = free_port()
     entry = ["-m", "benchmarks.profiled_serve"] if profile_dir else ["-m", "extender"]
     command = [sys.executable, *entry, "serve", "--port", str(port), "--policy", str(kubeconfig.with_name("policy.yaml")),
                "--node-cache", "--kubeconfig", str(kubeconfig), "--log-level", log_level]  # over running()'s warning
-    env = {"BENCH_PROFILE_DIR": str(profile_dir)} if profile_dir else None
-    with running(command, port, env=env, workers=1, ready_timeout=300) as service:
+    env = {"BENCH_PROFILE_DIR": str(profile_dir)} if profile_dir else {}
+    if tree != ROOT:
+        env.update(tree_env(tree))
+    with running(command, port, env=env, workers=1, ready_timeout=300, cwd=tree) as service:
         yield service
+
+
+def process_tree(service: RunningService) -> list[dict[str, Any]]:
+    """Per server process (master, worker): its pid, cwd and ``PYTHONPATH`` from /proc, which
+    (with ``python -m``) decide whose ``extender`` it imported."""
+    result = []
+    for pid in [service.process.pid, *service.worker_pids()]:
+        environ = dict(entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
+        result.append({"pid": pid, "cwd": os.readlink(f"/proc/{pid}/cwd"), "PYTHONPATH": environ.get("PYTHONPATH")})
+    return result
 
 
 #: breakdown groups: name -> does a (file, line, function) profile key belong to it
@@ -330,25 +364,101 @@ def profiled(kubeconfig: Path, log_level: str, verbs_at: int, count: int, warmup
     return result
 
 
+FULL = ((100, 200), (1000, 40))  #: full-node cases: (nodes in the request, calls)
+TARGET_NAMES = 500  #: issue 11's target: p99 now at 500 names <= p50 before
+
+
 def run(calls_count: int = 3000, sizes: tuple[int, ...] = (50, 232, 500, 5000), nodes: int = 5000,
-        warmup: int = 100, profile_names: int = 232, log_level: str = "info") -> dict[str, Any]:
-    """The whole benchmark; its report as plain data."""
-    with cluster(max(nodes, *sizes)) as kubeconfig:
-        with server(kubeconfig, log_level) as service:
-            measured = [measure(service, call, calls_count, warmup).__dict__ for call in calls(list(sizes))]
+        warmup: int = 100, profile_names: int = 232, log_level: str = "info", before: str | None = None,
+        rounds: int = 1, full: tuple[tuple[int, int], ...] = FULL) -> dict[str, Any]:
+    """The whole benchmark; its report as plain data. With ``before`` (a git revision), that
+    revision in a temporary worktree and this checkout are served in ``rounds`` interleaved
+    rounds (before, now, before, now, ...), a fresh server of each tree per round on the same
+    fake API server, every call measured each round; rows are medians over the rounds."""
+    cases = calls(list(sizes), full)
+    trees_used: AbstractContextManager[Path | None] = worktree(before) if before else nullcontext(None)
+    with cluster(max(nodes, *sizes)) as kubeconfig, trees_used as before_tree:
+        trees = {"before": before_tree, "now": ROOT} if before_tree else {"now": ROOT}
+        served: dict[str, dict[str, Any]] = {
+            label: {"tree": str(tree), "extender": str(imported_extender(tree)), "processes": []}
+            for label, tree in trees.items()}
+        per_round: dict[str, list[list[Measured]]] = {label: [] for label in trees}
+        for round_ in range(rounds):
+            for label, tree in trees.items():
+                with server(kubeconfig, log_level, tree=tree) as service:
+                    served[label]["processes"].append(process_tree(service))
+                    per_round[label].append([measure(service, call, call.calls or calls_count,
+                                                     warmup if call.calls is None else min(warmup, 5))
+                                             for call in cases])
+                if rounds > 1 or before_tree:
+                    print(f"round {round_ + 1}/{rounds}: {label} done", file=sys.stderr)
         profile = profiled(kubeconfig, log_level, profile_names, calls_count, warmup) if profile_names else {}
-    return {"calls": calls_count, "nodes": max(nodes, *sizes), "log_level": log_level, "measured": measured,
-            "profile": profile}
+    summary = {label: summarize(measured) for label, measured in per_round.items()}
+    report: dict[str, Any] = {
+        "calls": calls_count, "nodes": max(nodes, *sizes), "log_level": log_level, "rounds": rounds,
+        "before_rev": before, "served": served, "measured": summary["now"], "before": summary.get("before"),
+        "rounds_measured": {label: [[m.__dict__ for m in r] for r in rs] for label, rs in per_round.items()},
+        "profile": profile,
+    }
+    if before_tree:
+        old = {m["name"]: m for m in summary["before"]}
+        report["cpu_ratio"] = {m["name"]: (m["cpu_ms_per_call"] / old[m["name"]]["cpu_ms_per_call"]
+                                           if old[m["name"]]["cpu_ms_per_call"] else None) for m in summary["now"]}
+        new = {m["name"]: m for m in summary["now"]}
+        report["target"] = {verb: {"now_p99_ms": new[name]["p99_ms"], "before_p50_ms": old[name]["p50_ms"],
+                                   "ratio": new[name]["p99_ms"] / old[name]["p50_ms"]}
+                            for verb in VERBS if (name := f"{verb}, {TARGET_NAMES} names") in new}
+    return report
+
+
+def summarize(rounds: list[list[Measured]]) -> list[dict[str, Any]]:
+    """Per call: the median over ``rounds`` of CPU ms/call, p50 and p99; statuses and malformed answers summed."""
+    result = []
+    for same in zip(*rounds):
+        statuses: dict[int, int] = {}
+        for m in same:
+            for status, count in m.statuses.items():
+                statuses[status] = statuses.get(status, 0) + count
+        result.append({"name": same[0].name, "calls": same[0].calls,
+                       "cpu_ms_per_call": statistics.median(m.cpu_ms_per_call for m in same),
+                       "p50_ms": statistics.median(m.p50_ms for m in same),
+                       "p99_ms": statistics.median(m.p99_ms for m in same),
+                       "statuses": statuses, "malformed": sum(m.malformed for m in same)})
+    return result
+
+
+def _answers(*measured: dict[str, Any]) -> str:
+    bad = sum(m["malformed"] for m in measured)
+    return "all 200, well-formed" if not bad else f"{bad} bad: {[m['statuses'] for m in measured]}"
 
 
 def table(report: dict[str, Any]) -> str:
     """The report as the other benchmarks print it."""
+    rounds = f", median of {report['rounds']} rounds" if report.get("rounds", 1) > 1 else ""
     lines = [f"names mode, {report['nodes']} cached nodes, log level {report['log_level']}, "
-             f"{report['calls']} calls per row on one keep-alive connection",
-             "", "call                  CPU ms/call  p50 ms  p99 ms  answers"]
-    for m in report["measured"]:
-        answers = "all 200, well-formed" if not m["malformed"] else f"{m['malformed']} bad: {m['statuses']}"
-        lines.append(f"{m['name']:<20}  {m['cpu_ms_per_call']:>11.3f}  {m['p50_ms']:>6.2f}  {m['p99_ms']:>6.2f}  {answers}")
+             f"calls per row on one keep-alive connection{rounds}"]
+    if report.get("before") is None:
+        lines += ["", "call                         calls  CPU ms/call  p50 ms  p99 ms  answers"]
+        for m in report["measured"]:
+            lines.append(f"{m['name']:<27}  {m['calls']:>5}  {m['cpu_ms_per_call']:>11.3f}  {m['p50_ms']:>6.2f}  "
+                         f"{m['p99_ms']:>6.2f}  {_answers(m)}")
+    else:
+        lines[0] += f"; before = {report['before_rev']}, interleaved with now"
+        lines += ["", f"{'':<27}  {'':>5}  {'CPU ms/call':^28}  {'p50 ms':^13}  {'p99 ms':^13}",
+                  f"{'call':<27}  {'calls':>5}  {'before':>8}  {'now':>8}  {'now/bef':>8}  {'before':>6} {'now':>6}  "
+                  f"{'before':>6} {'now':>6}  answers"]
+        for old, new in zip(report["before"], report["measured"]):
+            ratio = report["cpu_ratio"][new["name"]]
+            lines.append(f"{new['name']:<27}  {new['calls']:>5}  {old['cpu_ms_per_call']:>8.3f}  {new['cpu_ms_per_call']:>8.3f}  "
+                         f"{'-' if ratio is None else f'{ratio:.2f}':>8}  {old['p50_ms']:>6.2f} {new['p50_ms']:>6.2f}  "
+                         f"{old['p99_ms']:>6.2f} {new['p99_ms']:>6.2f}  {_answers(old, new)}")
+        if report["target"]:
+            lines += ["", f"p99 at {TARGET_NAMES} names (now) / p50 at {TARGET_NAMES} names (before), target <= 1:"]
+            for verb, t in report["target"].items():
+                lines.append(f"  {verb:<10}  {t['now_p99_ms']:.2f} / {t['before_p50_ms']:.2f} ms = {t['ratio']:.2f}")
+    if "served" in report:
+        lines += [""] + [f"{label}: extender from {Path(s['extender']).parent}, server cwd "
+                         f"{sorted({p['cwd'] for r in s['processes'] for p in r})}" for label, s in report["served"].items()]
     if report["profile"]:
         names = list(report["profile"])
         lines += ["", f"{'profile (yappi, CPU clock), ms/call':<48}" + "".join(f"  {n:>20}" for n in names)]
@@ -365,17 +475,34 @@ def _share(breakdown: dict[str, float], row: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_per_call", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_per_call", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--sizes", default="50,232,500,5000", help="NodeNames counts, comma-separated")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--profile-names", type=int, default=232, help="size the breakdown is profiled at (0: none)")
+    parser.add_argument("--profile-names", type=int,
+                        help="size the breakdown is profiled at, on this checkout only (0: none; default 232, "
+                             "or 0 with --before, which already serves 2 x --rounds servers)")
+    parser.add_argument("--before", metavar="REV",
+                        help="also serve git revision REV (a temporary detached worktree, this harness and "
+                             "interpreter) interleaved with this checkout, side by side with now/before ratios")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds, a fresh server per tree each (default 3 with --before, else 1)")
+    parser.add_argument("--full-sizes", default=",".join(str(n) for n, _ in FULL),
+                        help="full-node (Nodes in the body) request sizes, comma-separated ('' for none)")
+    parser.add_argument("--full-calls", default=",".join(str(c) for _, c in FULL),
+                        help="calls per row for each of --full-sizes")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                         help="the server's (default info, as shipped: a decision log line per verb call)")
     parser.add_argument("--json", action="store_true", help="also print the report as JSON")
     args = parser.parse_args(argv)
+    full_sizes = [int(n) for n in args.full_sizes.split(",") if n]
+    full_calls = [int(c) for c in args.full_calls.split(",") if c]
+    if len(full_sizes) != len(full_calls):
+        parser.error("--full-calls needs one count per --full-sizes entry")
+    profile_names = args.profile_names if args.profile_names is not None else (0 if args.before else 232)
+    rounds = args.rounds if args.rounds is not None else (3 if args.before else 1)
     report = run(args.calls, tuple(int(s) for s in args.sizes.split(",")), warmup=args.warmup,
-                 profile_names=args.profile_names, log_level=args.log_level)
+                 profile_names=profile_names, log_level=args.log_level, before=args.before, rounds=rounds,
+                 full=tuple(zip(full_sizes, full_calls)))
     print(table(report))
     if args.json:
         print(json.dumps(report, indent=1))
