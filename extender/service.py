@@ -55,6 +55,10 @@ class NodeSource(Protocol):
     def ready(self) -> bool:
         """False until the first list has completed."""
 
+    def subscribe(self, listener: Callable[[str | None], None]) -> None:
+        """Have ``listener`` told, after each change, the node's name (None: any node may
+        have changed, a relist)."""
+
 
 class Binder(Protocol):
     """Creates the pod's Binding in the API server; raises :class:`BindError`."""
@@ -104,6 +108,8 @@ class ExtenderService:
         self.load = load
         self.engine = Engine(policy)
         self.nodes = nodes
+        if nodes is not None:
+            nodes.subscribe(self.engine.forget_node)  # the engine keeps verdicts by node name
         #: preempt's sources of Node objects: the node cache, ``seen`` (nodes of full-node
         #: requests and API lookups; None remembers none), ``fetcher`` (the API lookup)
         self.candidates = CandidateNodes(nodes, seen, fetcher)
@@ -118,7 +124,7 @@ class ExtenderService:
             self.pod_requests.remember(pod.uid, pod.requests)
         return Context(now=self.clock(), load=self.load)
 
-    def _resolve_names(self, names: Sequence[str]) -> tuple[list[NodeView], list[int], list[str]]:
+    def _resolve_names(self, names: Sequence[str]) -> tuple[list[NodeView], Sequence[int], list[str]]:
         """Known views, their positions in ``names``, and the unknown names."""
         found = self.nodes.get_many(names) if self.nodes is not None else [None] * len(names)
         if None not in found:  # the usual case: every name is cached
@@ -161,13 +167,16 @@ class ExtenderService:
             # its last state; readiness takes the replica out of the Service meanwhile.)
             log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
             return replies.encode_filter_reply(error=NOT_SYNCED_ERROR)
-        views, positions, unknown = self._resolve_names(names)
-        decision = self.engine.filter(pod, views, ctx, memoize=True)
+        if self.nodes is not None:
+            decision, positions, unknown = self.engine.filter_named(pod, names, self.nodes, ctx)
+        else:
+            views, positions, unknown = self._resolve_names(names)
+            decision = self.engine.filter(pod, views, ctx, memoize=True)
         if unknown:
             decision = self._with_unknown(names, positions, unknown, decision)
         self._log_filter(pod, len(names), decision, started)
         return replies.encode_filter_reply(
-            node_names=[names[i] for i in decision.passed],
+            node_names=names if len(decision.passed) == len(names) else [names[i] for i in decision.passed],
             failed=decision.failed,
             unresolvable=decision.unresolvable,
         )
@@ -208,8 +217,12 @@ class ExtenderService:
         if not self.engine.in_scope(pod):
             self._log_out_of_scope("prioritize", pod, len(names), started)
             return replies.encode_host_priorities((n, 0) for n in names)
-        views, positions, unknown = self._resolve_names(names)
-        decision = self.engine.prioritize(pod, views, ctx, memoize=True, explain=log.isEnabledFor(logging.DEBUG))
+        explain = log.isEnabledFor(logging.DEBUG)
+        if self.nodes is not None:
+            decision, positions, unknown = self.engine.prioritize_named(pod, names, self.nodes, ctx, explain=explain)
+        else:
+            views, positions, unknown = self._resolve_names(names)
+            decision = self.engine.prioritize(pod, views, ctx, memoize=True, explain=explain)
         if unknown:  # unknown nodes get the lowest score
 
             def expand(scores: Sequence[int]) -> list[int]:

@@ -111,6 +111,9 @@ def app_with(nodes: list[dict[str, Any]] | None = None, unknown: str = "fail") -
         def get_many(self, names: list[str]) -> list[NodeView | None]:
             return [cache.get(n) for n in names]
 
+        def subscribe(self, listener: Any) -> None:
+            pass  # the cache never changes
+
     service = ExtenderService(
         POLICY, nodes=Cache(), options=ServiceOptions(unknown_nodes=unknown), clock=lambda: NOW  # type: ignore[arg-type]
     )

@@ -19,6 +19,17 @@ class NodeStore:
     def __init__(self, is_synced: Callable[[], bool] = lambda: True) -> None:
         self._nodes: dict[str, NodeView] = {}
         self._is_synced = is_synced
+        #: told each change after it is applied: the node's name, None after a relist
+        self._listeners: list[Callable[[str | None], None]] = []
+
+    def subscribe(self, listener: Callable[[str | None], None]) -> None:
+        """Tell ``listener`` of every change from now on, after it is applied (a verdict
+        computed from a view read before then can so be told apart: see engine/named.py)."""
+        self._listeners.append(listener)
+
+    def _changed(self, name: str | None) -> None:
+        for listener in self._listeners:
+            listener(name)
 
     def get(self, name: str) -> NodeView | None:
         return self._nodes.get(name)
@@ -38,12 +49,15 @@ class NodeStore:
 
     def replace(self, items: dict[str, NodeView]) -> None:
         self._nodes = items
+        self._changed(None)
 
     def upsert(self, key: str, item: NodeView) -> None:
         self._nodes[key] = item
+        self._changed(key)
 
     def delete(self, key: str) -> None:
         self._nodes.pop(key, None)
+        self._changed(key)
 
     def __len__(self) -> int:
         return len(self._nodes)
