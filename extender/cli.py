@@ -105,6 +105,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quick_log_records() -> None:
+    """Log records without what neither LOG_FORMAT nor gunicorn's format shows: the caller's
+    frame, the thread and the multiprocessing name (the logging HOWTO's "Optimization"; ~3 us
+    of each decision line). The process ID stays: gunicorn's lines show it."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env().with_overrides(vars(args))
@@ -116,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"extender: {problem}", file=sys.stderr)
         return 2
+    _quick_log_records()
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     try:
         policy = load_policy(settings.policy)

@@ -9,7 +9,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn
 
-from extender.serving.fastpath import VerbCall
+from extender.serving.fastpath import FastCall
 from extender.serving.inbox import Inbox, Request
 from extender.settings import Settings
 
@@ -53,8 +53,8 @@ class Conn(TConn):  # type: ignore[misc]
         #: accepted on the probe port: plain HTTP, probes only
         self.probes_only = bool(limits.probe_port) and server[1] == limits.probe_port
         self.request: Request | None = None
-        #: the request, if it is a verb call the fast path answers
-        self.call: VerbCall | None = None
+        #: the request, if the fast path answers it
+        self.call: FastCall | None = None
         #: the rest of a fast-path reply, for a thread to write, and whether to keep the
         #: connection after it
         self.unsent: memoryview | None = None

@@ -1,4 +1,4 @@
-"""The verb fast path: a verb call answered straight from the bytes the event loop received.
+"""The fast path: a verb call (or a probe) answered straight from the bytes the event loop received.
 
 A names-mode call costs the extender about 0.2 ms of its own work, and gunicorn's parser,
 its WSGI environ and response, and Flask's request handling cost about four times that
@@ -8,8 +8,9 @@ request line and headers itself (:func:`match`), hands the body to the app's
 :class:`~extender.web.verbs.VerbEndpoint`, and writes the response head itself
 (:func:`response`), with the headers gunicorn would have sent.
 
-Anything else (another method or path, a query string, chunked bodies, HTTP/1.0, upgrades,
-a header this module does not read unambiguously) returns None from :func:`match` and goes
+kubelet's probes (``GET /healthz``, ``GET /readyz``) take it too. Anything else (another
+method or path, a query string, chunked bodies, HTTP/1.0, upgrades, a header this module
+does not read unambiguously) returns None from :func:`match` and goes
 the full way through gunicorn and Flask, which answer it (or refuse it) as before. The fast
 path never refuses a request itself: it only declines to take it.
 """
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 
-#: "POST <absolute path> HTTP/1.1", the path made of what a URL path may hold unescaped
-_REQUEST_LINE = re.compile(rb"POST (/[A-Za-z0-9._~!$&'()*+,;=:@/-]*) HTTP/1\.1")
+#: "POST|GET <absolute path> HTTP/1.1", the path made of what a URL path may hold unescaped
+_REQUEST_LINE = re.compile(rb"(POST|GET) (/[A-Za-z0-9._~!$&'()*+,;=:@/-]*) HTTP/1\.1")
 #: a header field RFC 9110 §5 allows, with the value's visible ASCII only (no obs-text, no
 #: obs-fold), so it means the same here as to gunicorn's parser
 _FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[!-~]+(?:[ \t]+[!-~]+)*)?)[ \t]*")
@@ -38,20 +39,25 @@ _DECLINED = frozenset({b"transfer-encoding", b"upgrade", b"http2-settings", b"te
                        b"x-forwarded-protocol", b"x-forwarded-ssl", b"x-forwarded-for"})
 
 
-@dataclass(frozen=True, slots=True)
-class VerbCall:
-    """A verb call the fast path takes."""
+#: what the fast path answers: (method, path) -> a name of it (a verb, a probe)
+Targets = Mapping[tuple[bytes, bytes], str]
 
-    verb: str
+
+@dataclass(frozen=True, slots=True)
+class FastCall:
+    """A request the fast path takes."""
+
+    #: what it asks for: the name ``targets`` gives its method and path
+    target: str
     #: the Content-Type header's value, or None if there was none
     content_type: str | None
     #: whether the client keeps the connection (no ``Connection: close``)
     keep_alive: bool
 
 
-def match(head: bytes, paths: Mapping[bytes, str]) -> VerbCall | None:
-    """The verb call ``head`` (request line and headers, with the empty line that ends them)
-    is, if the fast path takes it; None sends the request the full way."""
+def match(head: bytes, targets: Targets) -> FastCall | None:
+    """The call ``head`` (request line and headers, with the empty line that ends them) is,
+    if the fast path takes it; None sends the request the full way."""
     lines = head.split(b"\r\n")
     if len(lines) > MAX_FIELDS + 3 or lines[-2:] != [b"", b""]:
         return None
@@ -61,8 +67,8 @@ def match(head: bytes, paths: Mapping[bytes, str]) -> VerbCall | None:
     target = _REQUEST_LINE.fullmatch(request_line)
     if target is None:
         return None
-    verb = paths.get(target.group(1))
-    if verb is None:
+    called = targets.get((target.group(1), target.group(2)))
+    if called is None:
         return None
     content_type: str | None = None
     keep_alive = True
@@ -93,7 +99,7 @@ def match(head: bytes, paths: Mapping[bytes, str]) -> VerbCall | None:
                 return None  # gunicorn answers 417
         elif name in _DECLINED:
             return None
-    return VerbCall(verb, content_type, keep_alive)
+    return FastCall(called, content_type, keep_alive)
 
 
 class _Date:
@@ -115,15 +121,19 @@ _date = _Date()
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("ascii") for s in HTTPStatus}
 
 
-def response(status: int, body: bytes, keep_alive: bool) -> bytes:
-    """The whole HTTP/1.1 response, its head as gunicorn writes it for the Flask app."""
+def response_head(status: int, length: int, keep_alive: bool) -> bytes:
+    """The response's head, as gunicorn writes it for the Flask app."""
     return b"".join((
         _STATUS_LINES[status],
         b"Server: gunicorn\r\nDate: ",
         _date.now(),
         b"\r\nConnection: keep-alive\r\n" if keep_alive else b"\r\nConnection: close\r\n",
         b"Content-Type: application/json\r\nContent-Length: ",
-        str(len(body)).encode("ascii"),
+        str(length).encode("ascii"),
         b"\r\n\r\n",
-        body,
     ))
+
+
+def response(status: int, body: bytes, keep_alive: bool) -> bytes:
+    """The whole HTTP/1.1 response (one buffer: one send)."""
+    return response_head(status, len(body), keep_alive) + body

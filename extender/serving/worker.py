@@ -39,6 +39,7 @@ from extender.serving.received import ReceivedRequest
 from extender.serving.replies import json_reply, parse_error_status
 from extender.serving.tls import ReloadingContext, TLSFiles
 from extender.settings import Settings
+from extender.web.probes import PROBE_PATHS, Probes
 from extender.web.verbs import PURE_VERBS, VerbEndpoint
 
 log = logging.getLogger("extender.serving")
@@ -58,6 +59,10 @@ PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
 #: a names-mode call (5000 names is ~100 KB) takes about a millisecond; a full-node body takes
 #: a thread, so the loop keeps serving the other connections meanwhile
 INLINE_BODY = 256 * 1024
+#: what is answered in the event loop: what only computes (no API calls, no waiting)
+INLINE = PURE_VERBS | PROBE_PATHS.keys()
+#: replies larger than this are written after their head rather than copied behind it
+COPY_LIMIT = 64 * 1024
 #: how often the worker tells the arbiter it is alive (gthread does on every turn of its
 #: loop, a syscall per request; the arbiter's timeout is 30 s)
 NOTIFY_INTERVAL = 1.0
@@ -82,9 +87,11 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.tls: ReloadingContext | None = None
         self.notices = Notices(log)
         self._scratch = bytearray(RECV_SIZE)  # the event loop's receive buffer, shared by its connections
-        #: the app's verbs, for the fast path (None: every request goes through gunicorn and WSGI)
+        #: the app's verbs and probes, for the fast path (none: every request goes through
+        #: gunicorn and WSGI)
         self.verbs: VerbEndpoint | None = None
-        self._fast_paths: dict[bytes, str] = {}
+        self.probes: Probes | None = None
+        self._targets: dict[tuple[bytes, bytes], str] = {}
         self._notified = 0.0
 
     # -- set-up ---------------------------------------------------------------------------
@@ -104,10 +111,15 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def load_wsgi(self) -> None:
         super().load_wsgi()
         extensions = getattr(self.wsgi, "extensions", None)
-        endpoint = extensions.get("extender.verbs") if isinstance(extensions, dict) else None
+        if not isinstance(extensions, dict):
+            return
+        endpoint, probes = extensions.get("extender.verbs"), extensions.get("extender.probes")
         if isinstance(endpoint, VerbEndpoint):
             self.verbs = endpoint
-            self._fast_paths = {path.encode("ascii"): verb for path, verb in endpoint.paths.items()}
+            self._targets.update(((b"POST", path.encode("ascii")), verb) for path, verb in endpoint.paths.items())
+        if isinstance(probes, Probes):
+            self.probes = probes
+            self._targets.update(((b"GET", path.encode("ascii")), name) for name, path in PROBE_PATHS.items())
 
     def notify(self) -> None:
         now = time.monotonic()
@@ -159,7 +171,15 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def _start_reading(self, conn: Conn) -> None:
         self.reading[conn] = time.monotonic() + self.limits.read_timeout
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+        self._watch(conn, partial(self.on_readable, conn))
+
+    def _watch(self, conn: Conn, callback: Any) -> None:
+        """Call ``callback`` when the connection is readable. A connection answered in the
+        event loop is still registered: swapping the callback then costs no syscall."""
+        try:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
+        except KeyError:
+            self.poller.register(conn.sock, selectors.EVENT_READ, callback)
 
     def _make_room(self, keep: Conn) -> None:
         """At the connection limit, close one so the listener stays open to kube-scheduler:
@@ -242,12 +262,14 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def _dispatch(self, conn: Conn) -> None:
         del self.reading[conn]
-        self._unregister(conn)
         request = conn.inbox.take()
-        call = fastpath.match(request.head, self._fast_paths) if self.verbs and not conn.probes_only else None
-        if call is not None and call.verb in PURE_VERBS and len(request.body) <= INLINE_BODY:
+        call = fastpath.match(request.head, self._targets) if self._targets else None
+        if call is not None and conn.probes_only and call.target not in PROBE_PATHS:
+            call = None  # the full path answers 404 there
+        if call is not None and call.target in INLINE and len(request.body) <= INLINE_BODY:
             self._answer_inline(conn, call, request.body)
             return
+        self._unregister(conn)  # a thread takes the socket, blocking
         conn.request, conn.call = request, call
         self.enqueue_req(conn)
 
@@ -255,12 +277,18 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if conn in self.reading:  # not closed meanwhile
             self._dispatch(conn)
 
-    def _answer_inline(self, conn: Conn, call: fastpath.VerbCall, body: Any) -> None:
-        """Answer a pure verb in the event loop: no thread, no future, no wake-up. The
-        reply goes out non-blocking; what the socket does not take at once (a client slow to
-        read) is written by a thread, under the write timeout."""
+    def _answer(self, call: fastpath.FastCall, body: Any) -> tuple[int, bytes]:
+        if call.target in PROBE_PATHS:
+            assert self.probes is not None
+            return self.probes.answer(call.target)
         assert self.verbs is not None
-        status, answer = self.verbs.answer(call.verb, call.content_type, body)
+        return self.verbs.answer(call.target, call.content_type, body)
+
+    def _answer_inline(self, conn: Conn, call: fastpath.FastCall, body: Any) -> None:
+        """Answer a pure verb or a probe in the event loop: no thread, no future, no
+        wake-up. The reply goes out non-blocking; what the socket does not take at once (a
+        client slow to read) is written by a thread, under the write timeout."""
+        status, answer = self._answer(call, body)
         keep_alive = call.keep_alive and self.alive
         data = fastpath.response(status, answer, keep_alive)
         try:
@@ -271,6 +299,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             self._close(conn)
             return
         if sent < len(data):
+            self._unregister(conn)
             conn.unsent, conn.unsent_keep_alive = memoryview(data)[sent:], keep_alive
             self.enqueue_req(conn)
             return
@@ -278,7 +307,6 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def on_client_socket_readable(self, conn: Conn, client: Any) -> None:
         """An idle keep-alive connection has the start of its next request."""
-        self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
         self._start_reading(conn)
         self.on_readable(conn)
@@ -300,10 +328,13 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                 return conn.unsent_keep_alive
             assert request is not None
             if call is not None:
-                assert self.verbs is not None
-                status, answer = self.verbs.answer(call.verb, call.content_type, request.body)
+                status, answer = self._answer(call, request.body)
                 keep_alive = call.keep_alive and self.alive
-                conn.sock.sendall(fastpath.response(status, answer, keep_alive))
+                if len(answer) > COPY_LIMIT:  # a full-node reply: not copied behind its head
+                    conn.sock.sendall(fastpath.response_head(status, len(answer), keep_alive))
+                    conn.sock.sendall(answer)
+                else:
+                    conn.sock.sendall(fastpath.response(status, answer, keep_alive))
                 return keep_alive
             parser = http.get_parser(self.cfg, (), conn.client)
             parser.unreader = ReceivedRequest(request.head, request.body)
@@ -354,11 +385,12 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if not keep_alive:
             self._linger(conn)
             return
-        try:
-            conn.sock.setblocking(False)
-        except OSError:
-            self._close(conn)
-            return
+        if not inline:  # back from a thread, which made it blocking
+            try:
+                conn.sock.setblocking(False)
+            except OSError:
+                self._close(conn)
+                return
         pending_tls = isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending() > 0
         if conn.inbox.started or pending_tls:  # the client already sent (some of) its next request
             self._start_reading(conn)
@@ -374,7 +406,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if not self.alive:
             conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
         self.keepalived_conns.append(conn)
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+        self._watch(conn, partial(self.on_client_socket_readable, conn))
 
     # -- deadlines, refusals, closing ------------------------------------------------------
 

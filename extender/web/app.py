@@ -22,8 +22,9 @@ from extender.policy import load_policy
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
 from extender.web.openapi import openapi_blueprint
+from extender.web.probes import Health, Probes, Readiness
 from extender.web.verbs import VerbEndpoint
-from extender.web.routes import Health, Readiness, handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
+from extender.web.routes import handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
 
 log = logging.getLogger("extender")
 
@@ -168,7 +169,10 @@ def create_app(
     app.extensions["extender.verbs"] = endpoint
     app.register_blueprint(verbs_blueprint(endpoint))
     ready = _unless_draining(readiness or _always_ready, draining)
-    app.register_blueprint(probes_blueprint(ready, health, load.health if load else None))
+    probes = Probes(ready, health, load.health if load else None)
+    #: the probes' answers: the Flask routes and the serving worker's fast path
+    app.extensions["extender.probes"] = probes
+    app.register_blueprint(probes_blueprint(probes))
     app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
-
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -14,6 +11,7 @@ from extender.codec.common import encode_json
 from extender.service import ExtenderService
 from extender.web.body import read_body
 from extender.web.errors import json_error
+from extender.web.probes import Probes
 from extender.web.verbs import VERBS, VerbEndpoint, unsupported_content_type
 
 log = logging.getLogger("extender.http")
@@ -27,8 +25,6 @@ _ARGS = {
     "preempt": "ExtenderPreemptionArgs",
     "bind": "ExtenderBindingArgs",
 }
-Readiness = Callable[[], tuple[bool, str]]
-Health = Callable[[], dict[str, Any]]
 
 
 def _service() -> ExtenderService:
@@ -66,28 +62,20 @@ def verbs_blueprint(endpoint: VerbEndpoint) -> Blueprint:
     return bp
 
 
-def probes_blueprint(readiness: Readiness, health: Health, sources: Health | None = None) -> Blueprint:
+def probes_blueprint(probes: Probes) -> Blueprint:
     """``GET /healthz`` (alive; reports cache ages and metric sources), ``/readyz`` (ready to
     answer), ``/version``."""
     bp = Blueprint("probes", __name__)
 
     @bp.get("/healthz")
     def healthz() -> Response:
-        # Liveness stays 200 whatever the caches say: a slow API server must not get every
-        # replica restarted. The cache ages are there for humans and alerts.
-        # Sources are reported, never judged: stale load data is each rule's onStale's business.
-        report: dict[str, Any] = {"status": "ok"}
-        caches = health()
-        if caches:
-            report["caches"] = caches
-        if sources is not None:
-            report["sources"] = sources()
-        return _json(encode_json(report))
+        status, body = probes.healthz()
+        return _json(body, status)
 
     @bp.get("/readyz")
     def readyz() -> Response:
-        ready, detail = readiness()
-        return _json(encode_json({"status": "ready" if ready else "not ready", "detail": detail}), 200 if ready else 503)
+        status, body = probes.readyz()
+        return _json(body, status)
 
     @bp.get("/version")
     def version() -> Response:

@@ -3,6 +3,7 @@ the same answers as the full gunicorn + Flask path from a real server."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -13,11 +14,12 @@ from gunicorn.http.parser import RequestParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extender.serving.fastpath import VerbCall, match, response
+from extender.serving.fastpath import FastCall, match, response
 from tests.conftest import fixture_id, make_app, request_line, scheduler_fixtures, verb_of
-from tests.live_server import raw, read_response, running_server
+from tests.live_server import closed_by_peer, raw, read_response, running_server
 
-PATHS = {f"/scheduler/{verb}".encode(): verb for verb in ("filter", "prioritize", "preempt", "bind")}
+PATHS = {(b"POST", f"/scheduler/{verb}".encode()): verb for verb in ("filter", "prioritize", "preempt", "bind")}
+PATHS.update({(b"GET", b"/healthz"): "healthz", (b"GET", b"/readyz"): "readyz"})
 
 
 def recorded_head(path: Path) -> bytes:
@@ -31,7 +33,7 @@ def recorded_head(path: Path) -> bytes:
 
 @pytest.mark.parametrize("path", scheduler_fixtures(), ids=fixture_id)
 def test_every_recorded_kube_scheduler_request_takes_the_fast_path(path: Path) -> None:
-    assert match(recorded_head(path), PATHS) == VerbCall(verb_of(path), "application/json", keep_alive=True)
+    assert match(recorded_head(path), PATHS) == FastCall(verb_of(path), "application/json", keep_alive=True)
 
 
 HEAD = b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\n"
@@ -41,6 +43,8 @@ HEAD = b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\n"
     "head",
     [
         b"GET /scheduler/filter HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
         b"post /scheduler/filter HTTP/1.1\r\n\r\n",
         b"POST /scheduler/filter?x=1 HTTP/1.1\r\n\r\n",
         b"POST /scheduler/filter/ HTTP/1.1\r\n\r\n",
@@ -71,10 +75,16 @@ def test_anything_unusual_goes_the_full_way(head: bytes) -> None:
     assert match(head, PATHS) is None
 
 
+def test_kubelets_probes_take_the_fast_path() -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: 10.0.0.1:8888\r\nUser-Agent: kube-probe/1.30\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    assert match(head, PATHS) == FastCall("healthz", None, keep_alive=False)
+    assert match(head.replace(b"/healthz", b"/readyz"), PATHS) == FastCall("readyz", None, keep_alive=False)
+
+
 def test_connection_close_and_content_type_are_read() -> None:
     call = match(HEAD + b"connection: Close\r\ncontent-type:  text/plain; charset=x  \r\n\r\n", PATHS)
-    assert call == VerbCall("filter", "text/plain; charset=x", keep_alive=False)
-    assert match(HEAD + b"Connection: keep-alive\r\n\r\n", PATHS) == VerbCall("filter", None, keep_alive=True)
+    assert call == FastCall("filter", "text/plain; charset=x", keep_alive=False)
+    assert match(HEAD + b"Connection: keep-alive\r\n\r\n", PATHS) == FastCall("filter", None, keep_alive=True)
 
 
 def test_the_response_head_is_what_gunicorn_writes() -> None:
@@ -99,7 +109,8 @@ _values = st.one_of(
 _space = st.sampled_from(["", " ", "  ", "\t", " \t"])
 _fields = st.lists(st.tuples(_names, _space, _values, _space), max_size=8)
 _lines = st.sampled_from(["POST /scheduler/filter HTTP/1.1", "POST /scheduler/prioritize HTTP/1.1",
-                          "POST /scheduler/bind HTTP/1.1", "POST /scheduler/filter HTTP/1.0", "PUT /scheduler/filter HTTP/1.1"])
+                          "POST /scheduler/bind HTTP/1.1", "POST /scheduler/filter HTTP/1.0", "PUT /scheduler/filter HTTP/1.1",
+                          "GET /healthz HTTP/1.1", "GET /readyz HTTP/1.0"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -113,7 +124,7 @@ def test_what_the_fast_path_takes_gunicorn_reads_the_same_way(line: str, fields:
     if call is None:
         return
     req = next(RequestParser(Config(), iter([head]), ("127.0.0.1", 1)))
-    assert (req.method, req.path, req.query, req.version) == ("POST", line.split()[1], "", (1, 1))
+    assert (req.method, req.path, req.query, req.version) == (*line.split()[:2], "", (1, 1))
     content_types = [v for n, v in req.headers if n == "CONTENT-TYPE"]
     assert call.content_type == (content_types[0] if content_types else None)
     assert call.keep_alive == (not req.should_close())
@@ -140,6 +151,23 @@ def test_a_real_server_answers_every_recording_as_the_flask_app_does(tmp_path: P
                 "content-length": str(len(answer)),
             }
         sock.close()
+
+
+def test_probes_are_answered_as_the_flask_app_answers_them_on_both_ports(tmp_path: Path) -> None:
+    from benchmarks.service import free_port
+
+    probe_port = free_port()
+    with running_server(tmp_path, "--probe-port", str(probe_port)) as server:
+        for port in (server.port, probe_port):
+            for path in ("/healthz", "/readyz"):
+                sock = raw(port, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+                status, headers, answer = read_response(sock)
+                expected = make_app(None).test_client().get(path)
+                assert (status, json.loads(answer)) == (expected.status_code, expected.json), (port, path)
+                assert headers["connection"] == "close" and closed_by_peer(sock)
+        # the probe port serves the probes only, a verb there goes the full way to its 404
+        sock = raw(probe_port, b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        assert read_response(sock)[0] == 404
 
 
 def test_a_reply_the_client_reads_slowly_is_finished_by_a_thread_and_the_connection_kept(tmp_path: Path) -> None:
