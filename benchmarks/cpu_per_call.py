@@ -293,6 +293,8 @@ BUCKETS: dict[str, Callable[[str, str], bool]] = {
     "engine": lambda f, n: any(f"/extender/{p}/" in f for p in ("engine", "rules", "sdk", "view", "measured")),
     "logging": lambda f, n: f.endswith("logging/__init__.py"),
     "gunicorn HTTP": lambda f, n: "/gunicorn/http/" in f,
+    "fast path": lambda f, n: f.endswith("extender/serving/fastpath.py"),
+    "endpoint": lambda f, n: f.endswith(("extender/web/verbs.py", "extender/web/probes.py")),
 }
 
 
@@ -319,19 +321,25 @@ def breakdown(path: Path, calls_count: int) -> dict[str, float]:
     def service(file: str, name: str) -> bool:
         return file.endswith("extender/service.py")
 
-    outer = ("app", "body read", "verb", "logging")
+    outer = ("app", "body read", "verb", "logging", "fast path", "endpoint")
     got = {name: entered(stats, BUCKETS[name], None if name in outer else service) for name in BUCKETS}
     # the verb's calls only: views built while decoding or looking up count there, not as engine
     logging_in_verb = entered(stats, BUCKETS["logging"], service)
     # the parser, the WSGI environ and the response writing, as the worker calls them (body
     # reads from the app through werkzeug count as the body read)
     http = entered(stats, BUCKETS["gunicorn HTTP"], lambda f, n: "/gunicorn/" in f or "/extender/serving/" in f)
+    # the verbs' and probes' answers (web/verbs.py, web/probes.py): from the Flask routes, or
+    # from the worker's fast path without Flask
+    endpoint_in_app = entered(stats, BUCKETS["endpoint"], lambda f, n: "/extender/serving/" not in f)
     inner = sum(got[k] for k in ("decode", "encode", "node-cache lookup", "engine")) + logging_in_verb
     rows = {
         "gunicorn HTTP (parser, environ, response write)": http,
-        "gunicorn worker (event loop, dispatch, rest)": total - got["app"] - http - (got["logging"] - logging_in_verb),
-        "WSGI/Flask (app minus body read and verb)": got["app"] - got["body read"] - got["verb"],
+        "fast path (head, response head)": got["fast path"],
+        "gunicorn worker (event loop, dispatch, rest)": total - got["app"] - http - got["fast path"]
+        - (got["endpoint"] - endpoint_in_app) - (got["logging"] - logging_in_verb),
+        "WSGI/Flask (app minus body read and answer)": got["app"] - got["body read"] - endpoint_in_app,
         "body read": got["body read"],
+        "answer (verbs.py, probes.py) minus the verb": got["endpoint"] - got["verb"],
         "decode": got["decode"],
         "node-cache lookup": got["node-cache lookup"],
         "engine (rules)": got["engine"],

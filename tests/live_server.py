@@ -105,24 +105,35 @@ def raw(port: int, data: bytes = b"", timeout: float = 10) -> socket.socket:
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response read off ``sock``: status, headers (lower-case names), body."""
+    """One HTTP/1.1 response read off ``sock``: status, headers (lower-case names), body.
+    Bytes after it are dropped: for pipelined responses use :func:`read_responses`."""
+    return read_responses(sock, 1)[0]
+
+
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``count`` HTTP/1.1 responses read off ``sock`` one after the other (they may arrive
+    in one segment): status, headers (lower-case names), body of each."""
     data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed after {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return status, headers, body[:length]
+    responses = []
+    while len(responses) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed after {data!r}")
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(data) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        responses.append((status, headers, data[:length]))
+        data = data[length:]
+    return responses
 
 
 def json_error(body: bytes) -> str:

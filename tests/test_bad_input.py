@@ -17,6 +17,11 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extender.codec.common import WireError
+from extender.codec.duplicates import check_unique_keys
 
 from tests.conftest import fixture, make_app
 from tests.test_server import free_port, wait_ready
@@ -484,3 +489,45 @@ def test_the_live_server_answers_bad_input_with_json_4xx_and_keeps_serving(live:
     text = log.read_text()
     assert "Traceback" not in text and "internal error" not in text, text[-3000:]
     assert text.count("Booting worker") == 2, "no worker died and was replaced"
+
+
+# -- duplicate keys in compact text (the fast check) -------------------------------------------
+
+
+class _Pairs(list):  # type: ignore[type-arg]
+    """An object as its key/value pairs, keys possibly repeated."""
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(st.tuples(st.sampled_from(["a", "b", "B", "é", "<"]), inner), max_size=4).map(_Pairs),
+    max_leaves=25,
+)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, _Pairs):
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_compact(v)}" for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_compact(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _repeats_a_key(value: Any) -> bool:
+    if isinstance(value, _Pairs):
+        keys = [k for k, _ in value]
+        return len(set(keys)) < len(keys) or any(_repeats_a_key(v) for _, v in value)
+    return isinstance(value, list) and any(_repeats_a_key(v) for v in value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_values)
+def test_a_repeated_key_is_found_in_compact_text_too(value: Any) -> None:
+    # Compact text is what kube-scheduler sends, and what the fast check (re-encoding) takes.
+    text = _compact(value).encode()
+    if _repeats_a_key(value):
+        with pytest.raises(WireError, match="duplicate key"):
+            check_unique_keys(text, "body")
+    else:
+        check_unique_keys(text, "body")

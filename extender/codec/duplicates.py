@@ -2,8 +2,11 @@
 
 msgspec, like Go's encoding/json, keeps the last of two equal keys; kube-scheduler never
 sends one (it encodes Go structs and maps), so a duplicate is a hand-written request that
-means something other than what we would read. msgspec cannot report them, so the check is
-a second pass with the standard library's C scanner, which hands every object's key/value
+means something other than what we would read. msgspec cannot report them. First, a text
+that is exactly the compact encoding of what it decodes to has none (re-encoding writes each
+key kept once; a repeated key would make the text longer than that): Go's encoding/json
+writes such text, and msgspec checks it in ~3 us per KB. Any other text is checked by a
+second pass with the standard library's C scanner, which hands every object's key/value
 pairs to a hook before building it. That costs ~7 us per KB, which is why requests check
 only what they can afford (see :mod:`extender.codec.kube_scheduler`): every object of a
 body up to :data:`FULL_CHECK_BYTES` (:data:`FULL_NODE_CHECK_BYTES` for full-node
@@ -16,6 +19,7 @@ import json
 import re
 from typing import Any
 
+import msgspec
 from msgspec import Raw
 
 from extender.codec.common import Body, WireError, too_deep
@@ -51,6 +55,22 @@ _SCANNER = json.JSONDecoder(
 )
 
 
+_GENERIC = msgspec.json.Decoder()
+_COMPACT = msgspec.json.Encoder()
+#: not decoded (a text msgspec does not take back as it wrote it)
+_NOT_COMPACT = object()
+
+
+def _compact_value(data: Body | Raw) -> Any:
+    """What ``data`` decodes to, if ``data`` is exactly its compact encoding (then no object
+    in it has a key twice); else ``_NOT_COMPACT``."""
+    try:
+        value = _GENERIC.decode(data)
+    except (msgspec.DecodeError, RecursionError):  # too deep for msgspec: the scanner says why
+        return _NOT_COMPACT
+    return value if memoryview(data) == _COMPACT.encode(value) else _NOT_COMPACT
+
+
 class _Pairs(list[tuple[str, Any]]):
     """An object's pairs in order (the slow path that locates a duplicate keeps them)."""
 
@@ -69,6 +89,11 @@ def check_unique_keys(data: Body | Raw, where: str, envelope: tuple[str, ...] = 
     untagged Go structs): ``Pod`` and ``pod`` are then the same key given twice, which Go
     would resolve by order and the fast path by exact spelling.
     """
+    compact = _compact_value(data)
+    if compact is not _NOT_COMPACT:
+        if envelope and isinstance(compact, dict) and len(compact) > 1:
+            _check_envelope_case(list(compact.items()), envelope)
+        return
     try:
         text = str(data, "utf-8")  # any buffer: bytes, bytearray, Raw
         top = _SCANNER.decode(text)

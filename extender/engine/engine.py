@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
-from operator import itemgetter
+from itertools import repeat
+from operator import is_, itemgetter
 from typing import Any, Protocol, TypeVar
 
 from extender.engine.decisions import (
@@ -193,15 +194,22 @@ class Engine:
     ) -> FilterDecision:
         """The decision from each node's verdict; ``names`` gives the nodes' names (only
         asked for when a node is rejected)."""
-        if verdicts.count(_PASS) == len(verdicts):  # in C: the usual case, every node passes
+        # Identity, not equality: a Rejection's __eq__ is Python code, _PASS is one object.
+        if sum(map(is_, verdicts, repeat(_PASS))) == len(verdicts):  # in C: the usual case, all pass
             passed = list(range(len(verdicts)))
-        else:
+        elif shadows:  # a verdict other than _PASS may still pass the enforced chain
             passed = [index for index, verdict in enumerate(verdicts) if verdict is _PASS or verdict[0] is None]
+        else:
+            passed = [index for index, verdict in enumerate(verdicts) if verdict is _PASS]
         failed: dict[str, str] = {}
         unresolvable: dict[str, str] = {}
         if len(passed) < len(verdicts):
             named = names()
-            rejected = [(named[i], v[0]) for i, v in enumerate(verdicts) if v is not _PASS and v[0] is not None]
+            rejected: list[tuple[str, Rejection]]
+            if shadows:
+                rejected = [(n, v[0]) for n, v in zip(named, verdicts) if v is not _PASS and v[0] is not None]
+            else:  # without shadows every verdict but _PASS is a rejection
+                rejected = [(n, v[0]) for n, v in zip(named, verdicts) if v is not _PASS]  # type: ignore[misc]
             failed = {name: rejection.reason for name, rejection in rejected if rejection.resolvable}
             unresolvable = {name: rejection.reason for name, rejection in rejected if not rejection.resolvable}
         shadow_rejections: dict[str, dict[str, str]] = {rule.name: {} for rule, _ in shadows}
@@ -237,8 +245,6 @@ class Engine:
         def evaluate(view: NodeView) -> tuple[Verdict, float, bool]:
             before = len(failures)
             verdict, expires = self._evaluate(enforced, shadows, pod, view, ctx, failures, key is not None)
-            if verdict == _PASS:
-                verdict = _PASS  # one object for the usual verdict, which the decision counts in C
             return verdict, expires, len(failures) == before
 
         verdicts, positions, unknown = self._by_name(key, names, nodes, ctx, evaluate)
@@ -315,6 +321,8 @@ class Engine:
         until: bool,
     ) -> tuple[Verdict, float]:
         rejection, expires = self._first_rejection(enforced, pod, node, ctx, failures, until)
+        if not shadows:  # the usual verdicts are shared objects: decisions count them by identity
+            return (_PASS if rejection is None else (rejection, ())), expires
         shadow_verdicts = []
         for shadow in shadows:
             verdict, shadow_expires = self._first_rejection([shadow], pod, node, ctx, failures, until)

@@ -61,3 +61,7 @@ class Conn(TConn):  # type: ignore[misc]
         self.unsent_keep_alive = False
         #: bytes received on this connection that still count against the worker's budget
         self.held = 0
+        #: the worker's one selector callback for this connection (made on first use)
+        self.on_event: Callable[..., None] | None = None
+        #: kept alive, waiting for its next request
+        self.idle = False

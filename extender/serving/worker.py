@@ -60,7 +60,7 @@ PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
 #: a thread, so the loop keeps serving the other connections meanwhile
 INLINE_BODY = 256 * 1024
 #: what is answered in the event loop: what only computes (no API calls, no waiting)
-INLINE = PURE_VERBS | PROBE_PATHS.keys()
+INLINE = frozenset(PURE_VERBS | set(PROBE_PATHS))
 #: replies larger than this are written after their head rather than copied behind it
 COPY_LIMIT = 64 * 1024
 #: how often the worker tells the arbiter it is alive (gthread does on every turn of its
@@ -171,15 +171,24 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def _start_reading(self, conn: Conn) -> None:
         self.reading[conn] = time.monotonic() + self.limits.read_timeout
-        self._watch(conn, partial(self.on_readable, conn))
+        self._watch(conn)
 
-    def _watch(self, conn: Conn, callback: Any) -> None:
-        """Call ``callback`` when the connection is readable. A connection answered in the
-        event loop is still registered: swapping the callback then costs no syscall."""
+    def _watch(self, conn: Conn, events: int = selectors.EVENT_READ) -> None:
+        """Have the selector call :meth:`_on_event` for the connection. One callback per
+        connection, whatever its state: a connection answered in the event loop stays
+        registered as it was, so going from request to request costs no selector call."""
+        if conn.on_event is None:
+            conn.on_event = partial(self._on_event, conn)
         try:
-            self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
+            self.poller.modify(conn.sock, events, conn.on_event)  # a no-op unless the events change
         except KeyError:
-            self.poller.register(conn.sock, selectors.EVENT_READ, callback)
+            self.poller.register(conn.sock, events, conn.on_event)
+
+    def _on_event(self, conn: Conn, _fileobj: Any = None) -> None:
+        if conn in self.reading:
+            self.on_readable(conn)
+        elif conn.idle:
+            self.on_client_socket_readable(conn, conn.sock)
 
     def _make_room(self, keep: Conn) -> None:
         """At the connection limit, close one so the listener stays open to kube-scheduler:
@@ -239,16 +248,16 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         try:
             conn.sock.do_handshake()
         except ssl.SSLWantReadError:
-            self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+            self._watch(conn)
             return False
         except ssl.SSLWantWriteError:
-            self.poller.modify(conn.sock, selectors.EVENT_WRITE, partial(self.on_readable, conn))
+            self._watch(conn, selectors.EVENT_WRITE)
             return False
         except (ssl.SSLError, OSError) as exc:
             self._handshake_failed(conn, exc)
             return False
         conn.handshaking = False
-        self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+        self._watch(conn)
         return True
 
     def _handshake_failed(self, conn: Conn, exc: BaseException) -> None:
@@ -272,10 +281,6 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self._unregister(conn)  # a thread takes the socket, blocking
         conn.request, conn.call = request, call
         self.enqueue_req(conn)
-
-    def _dispatch_received(self, conn: Conn) -> None:
-        if conn in self.reading:  # not closed meanwhile
-            self._dispatch(conn)
 
     def _answer(self, call: fastpath.FastCall, body: Any) -> tuple[int, bytes]:
         if call.target in PROBE_PATHS:
@@ -307,6 +312,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def on_client_socket_readable(self, conn: Conn, client: Any) -> None:
         """An idle keep-alive connection has the start of its next request."""
+        conn.idle = False
         self.keepalived_conns.remove(conn)
         self._start_reading(conn)
         self.on_readable(conn)
@@ -394,19 +400,17 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         pending_tls = isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending() > 0
         if conn.inbox.started or pending_tls:  # the client already sent (some of) its next request
             self._start_reading(conn)
-            if conn.inbox.restart() is Progress.COMPLETE:
-                if inline:
-                    self.method_queue.defer(self._dispatch_received, conn)
-                else:
-                    self._dispatch(conn)
-            else:
+            if conn.inbox.restart() is Progress.COMPLETE and not inline:
+                self._dispatch(conn)
+            else:  # on_readable dispatches it once whole (if the selector has not meanwhile)
                 self.method_queue.defer(self.on_readable, conn)
             return
         conn.set_timeout()
         if not self.alive:
             conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        conn.idle = True
         self.keepalived_conns.append(conn)
-        self._watch(conn, partial(self.on_client_socket_readable, conn))
+        self._watch(conn)
 
     # -- deadlines, refusals, closing ------------------------------------------------------
 

@@ -13,7 +13,7 @@ import requests
 
 from benchmarks import payloads
 from tests.conftest import fixture
-from tests.live_server import Server, closed_by_peer, json_error, raw, read_response, running_server
+from tests.live_server import Server, closed_by_peer, json_error, raw, read_response, read_responses, running_server
 
 FILTER = fixture("kube-scheduler-v1.30", "full-nodes", "00001-filter-web-1")
 HEAD = b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -150,11 +150,9 @@ def test_malformed_requests_get_json_errors_and_the_worker_lives_on(
 
 def test_pipelined_requests_are_answered_in_order(server: Server) -> None:
     sock = raw(server.port, post(FILTER) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + post(b"{"))
-    assert read_response(sock)[0] == 200
-    status, _, body = read_response(sock)
-    assert (status, body) == (200, b'{"status":"ok"}')
-    status, _, body = read_response(sock)
-    assert status == 400 and "not valid JSON" in json_error(body)
+    (first, _, _), (status, _, body), (last, _, error) = read_responses(sock, 3)
+    assert (first, status, body) == (200, 200, b'{"status":"ok"}')
+    assert last == 400 and "not valid JSON" in json_error(error)
 
 
 def test_requests_in_progress_are_bounded_per_worker(tmp_path: Path) -> None:
