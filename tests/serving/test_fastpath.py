@@ -188,3 +188,28 @@ def test_a_reply_the_client_reads_slowly_is_finished_by_a_thread_and_the_connect
             assert answer.count(b'"Score":0') == 5000
         sock.close()
         assert "Traceback" not in server.log_text()
+
+
+def test_probes_and_names_mode_calls_are_answered_while_every_thread_is_held(tmp_path: Path) -> None:
+    # The one thread writes a ~14 MB full-node answer to a client that does not read it (held
+    # for the 10 s write timeout); the event loop still answers probes and small verb calls.
+    from benchmarks import payloads
+
+    big = payloads.full_nodes(2000).body
+    flags = ("--workers", "1", "--threads", "1", "--max-body-bytes", str(64 * 1024 * 1024))
+    with running_server(tmp_path, *flags) as server:
+        stuck = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+        time.sleep(1.0)  # the thread has the request and is blocked writing its answer
+        started = time.monotonic()
+        sock = raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        body = b'{"Pod":{"metadata":{"name":"p","namespace":"d","uid":"u"}},"NodeNames":["a"]}'
+        sock.sendall(b"POST /scheduler/filter HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        status, _, answer = read_response(sock)
+        assert status == 200 and list(json.loads(answer)["FailedAndUnresolvableNodes"]) == ["a"]  # no node cache
+        # a hang detector, not a speed target: a thread would be free only after the 10 s write timeout
+        assert time.monotonic() - started < 5, "answered while the thread was still held"
+        sock.close()
+        stuck.close()
