@@ -205,3 +205,24 @@ def test_the_node_cache_tells_the_service_of_changes() -> None:
     assert passed() == []
     store.replace({name: NodeStore.decode(node_object(name, "True"))[1] for name in ("a", "b")})  # type: ignore[misc]
     assert passed() == ["a", "b"]
+
+
+def test_rejections_follow_every_change_of_the_requested_nodes() -> None:
+    rule = Counting()
+    engine = Engine(Policy(predicates=(ConfiguredRule("count", rule),)))
+    nodes = cluster()
+
+    def rejected(*names: str) -> dict[str, str]:
+        engine.filter_named(TEAM_X, list(names), nodes, CTX)  # fill the table
+        decision, _, _ = engine.filter_named(TEAM_X, list(names), nodes, CTX)  # from the table
+        assert list(decision.passed) == [i for i, n in enumerate(names) if n not in decision.unresolvable]
+        return dict(decision.unresolvable)
+
+    assert rejected("b", "c") == {}, "a is rejected but not asked for"
+    assert rejected("a", "b", "c") == {"a": "node(s) are bad for this team"}
+    nodes.views["a"] = NodeView("a")
+    engine.forget_node("a")
+    assert rejected("a", "b", "c") == {}
+    nodes.views["c"] = NodeView("c", labels={"bad": "x"})
+    engine.forget_node("c")
+    assert rejected("c", "a") == {"c": "node(s) are bad for this team"}
