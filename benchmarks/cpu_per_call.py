@@ -37,48 +37,18 @@ CPU clock over every thread, switched on after the warm-up and off after the cal
 product code changed. The profile's time is grouped by module (see :data:`BUCKETS`): what
 is entered from outside a group counts for it, so each row is inclusive of what it calls
 (msgspec's C decoding is inside "decode"). Nested groups are subtracted from their outer
-one: WSGI/Flask = the Flask app minus the body read and the verb; the verb's own code = the
-service minus decode, node-cache lookup, engine, encode and logging; the gunicorn worker =
-everything outside the app (event loop, parser, response writing). Caveat: yappi's hooks
+one: WSGI/Flask = the Flask app minus the body read and the answer (web/verbs.py,
+web/probes.py, which the worker's fast path also calls without Flask); the answer's own row
+is it minus the verb; the verb's own code = the service minus decode, node-cache lookup,
+engine, encode and logging; the gunicorn worker = everything outside the app, gunicorn's
+HTTP code and the fast path (serving/fastpath.py), each of those its own row. Caveat: yappi's hooks
 cost several times the code they measure (the "profiled CPU/call" column shows how much),
 and that overhead lands most on the buckets with many small Python calls (gunicorn, Flask,
 the engine's rule loops), least on C calls (msgspec): read the shares, not the ms.
 
-Runs of 2026-12-02 (2-core VM shared with other sessions, load ~0.7-1.0; Python 3.11.7;
-``python -m benchmarks.cpu_per_call``, 3000 calls per row, 5000 cached nodes). CPU ms/call of
-two runs at the shipped log level (info) and one at warning; p50/p99 ms of the second run.
-Run-to-run drift on this machine is 20-30 % (filter at 0 names once cost more than at 232):
-compare releases interleaved in one run, not across runs.
-
-    call                    info #1  info #2  warning   p50 ms  p99 ms   (info #2)
-    GET /healthz              0.693    0.833    0.607     0.89    3.46
-    filter, 0 names           0.997    1.303    0.743     1.40    4.56
-    filter, 50 names          1.253    1.203    0.847     1.20    3.72
-    filter, 232 names         1.650    1.223    0.987     1.24    2.95
-    filter, 500 names         1.547    1.407    1.387     1.42    3.37
-    filter, 5000 names        7.377    5.713    6.380     5.77   10.09
-    prioritize, 50 names      1.170    0.953    0.767     1.00    2.73
-    prioritize, 232 names     1.417    1.480    0.893     1.48    4.54
-    prioritize, 500 names     2.240    2.287    1.243     2.48    6.88
-    prioritize, 5000 names    7.823    7.457    7.537     7.70   12.11
-
-    yappi breakdown, info #2, ms/call (share)   GET /healthz  filter 0 names  filter 232     prioritize 232
-    gunicorn HTTP (parser, environ, writing)    0.959 (31%)   1.236 (23%)     1.449 (17%)    1.193 (17%)
-    gunicorn worker (event loop, dispatch)      1.044 (34%)   1.314 (24%)     1.620 (19%)    1.301 (18%)
-    WSGI/Flask (minus body read and verb)       1.075 (35%)   1.365 (25%)     1.577 (19%)    1.347 (19%)
-    body read                                   0            0.136  (3%)     0.150  (2%)    0.132  (2%)
-    decode                                      0            0.641 (12%)     0.692  (8%)    0.603  (8%)
-    node-cache lookup                           0            0.017  (0%)     0.631  (8%)    0.555  (8%)
-    engine (rules)                              0            0.184  (3%)     1.623 (19%)    1.353 (19%)
-    encode                                      0            0.015  (0%)     0.041  (0%)    0.110  (2%)
-    logging                                     0.036  (1%)  0.379  (7%)     0.447  (5%)    0.374  (5%)
-    verb's own code (service)                   0            0.116  (2%)     0.169  (2%)    0.127  (2%)
-    total profiled (= /proc CPU of the worker)  3.113         5.403           8.400          7.095
-
-Read: the stack below the verb (gunicorn HTTP + worker + Flask) is ~0.6-0.8 ms of an
-unprofiled call and about 55-65 % of a 232-name call's profile; the decision log line
-(info) costs ~0.25 ms/call unprofiled (info vs warning) and 5-7 % of the profile; decoding
-an empty names request is already 12 % (envelope key checks in Python, before msgspec).
+Results, and the alternatives tried for the serving path (:mod:`benchmarks.fast_path_alternatives`),
+are in the README under "Names mode: server CPU per call". Run-to-run drift on this machine is
+20-30 %: compare releases with ``--before``, in one run, not across runs.
 """
 
 from __future__ import annotations
