@@ -22,7 +22,7 @@ from http import HTTPStatus
 from typing import Any
 
 from extender import cli, gunicorn_conf
-from extender.serving import worker as serving_worker
+from extender.serving import fastpath
 from extender.web.verbs import VerbEndpoint
 
 VARIANTS = ("flask", "thin-wsgi", "threads", "inline")
@@ -53,11 +53,11 @@ def post_worker_init(worker: Any) -> None:
     _shipped_post_worker_init(worker)
     variant = os.environ["BENCH_VARIANT"]
     if variant in ("flask", "thin-wsgi"):
-        worker._targets = {}
+        worker.fast = None
     if variant == "thin-wsgi":
         thin_wsgi(worker.wsgi)
     if variant == "threads":
-        serving_worker.INLINE = frozenset()
+        fastpath.INLINE = frozenset()
 
 
 def main(argv: list[str]) -> int:

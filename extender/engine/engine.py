@@ -1,123 +1,44 @@
 """The policy engine: pure decisions over read-only views. Knows nothing of HTTP or JSON.
 
-With ``memoize=True`` (nodes from the node cache, names mode) verdicts are remembered on
-each node view, per rule chain and per what the rules say their verdict depends on
-(:meth:`Rule.cache_key`), until the node changes (the cache replaces its view) or a rule's
-:meth:`Rule.valid_until` passes. A repeated pod shape then costs one dict lookup per node.
+Verdicts depend on the node and on what the rules say they depend on (:meth:`Rule.cache_key`),
+so they are kept: by node name per pod shape in names mode (:meth:`Engine.filter_named`,
+:mod:`extender.engine.named`), on each node view with ``memoize=True`` otherwise
+(:mod:`extender.engine.memo`), until the node changes or a rule's :meth:`Rule.valid_until`
+passes. A repeated pod shape then costs one dict lookup per node.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import replace
-from itertools import repeat
-from operator import is_, itemgetter
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from extender.engine.decisions import (
     FilterDecision,
     PreemptDecision,
-    RuleFailure,
     ScoreDecision,
     UnknownCandidates,
     Victims,
 )
-from extender.engine.model import ConfiguredPredicate, ConfiguredPriority, ConfiguredRule, Policy
+from extender.engine.model import ConfiguredRule, Policy
+from extender.engine.failures import Failures as _Failures
+from extender.engine.failures import error_rejection as _error_rejection
+from extender.engine.memo import expiry as _expiry
+from extender.engine.memo import memoized as _memoized
 from extender.engine.named import NamedVerdicts, Table
-from extender.engine.scoring import NEUTRAL_SCORE, normalised_column, score_columns
-from extender.sdk.rules import NEUTRAL, Context, Rejection, Rule
+from extender.engine.outcomes import FAILED as _FAILED
+from extender.engine.outcomes import PASS as _PASS
+from extender.engine.outcomes import Active, R, Verdict, columns, filter_decision, score_decision
+from extender.sdk.rules import NEUTRAL, Context, Rejection
 from extender.view import NodeView, PodView
 
-R = TypeVar("R", bound=Rule)
-Active = list[tuple[ConfiguredRule[R], Rejection | None]]
-#: a node's verdict: the enforced chain's first rejection, and each shadow rule's
-Verdict = tuple[Rejection | None, tuple[Rejection | None, ...]]
 
-#: a raw score that failed (the column gets the rule's error score there)
-_FAILED = object()
-#: memo entries per node before the node's memo is reset (bounds pathological pod variety)
-_MEMO_LIMIT = 64
-#: the verdict of a node every enforced predicate accepts, with no shadow predicates
-_PASS: Verdict = (None, ())
-
-
-def _columns(rows: Sequence[Sequence[Any]], count: int) -> list[Sequence[Any]]:
-    """Rows of ``count`` values, as columns (``zip(*rows)`` is 4x slower at 5000 rows)."""
-    return [list(map(itemgetter(j), rows)) for j in range(count)]
 
 
 class NodesByName(Protocol):
     """Where verdicts by name find a node's view when they have no verdict for it yet."""
 
     def get(self, name: str) -> NodeView | None: ...
-
-
-class _Failures:
-    """Collects rule exceptions per rule: one summary each, not one log line per node."""
-
-    def __init__(self) -> None:
-        self._by_rule: dict[str, RuleFailure] = {}
-
-    def record(self, rule: ConfiguredRule[R], exc: BaseException, action: str) -> None:
-        seen = self._by_rule.get(rule.name)
-        if seen is None:
-            self._by_rule[rule.name] = RuleFailure(rule.name, 1, f"{type(exc).__name__}: {exc}", action)
-        else:
-            self._by_rule[rule.name] = replace(seen, count=seen.count + 1)
-
-    def __len__(self) -> int:
-        return sum(f.count for f in self._by_rule.values())
-
-    def summary(self) -> tuple[RuleFailure, ...]:
-        return tuple(self._by_rule.values())
-
-
-def _error_rejection(rule: ConfiguredRule[R]) -> Rejection:
-    return Rejection(f"node(s) could not be checked by {rule.name}")
-
-
-def _error_score(rule: ConfiguredRule[R]) -> float:
-    """The normalised score a node gets from a priority that raised on it."""
-    return NEUTRAL_SCORE if rule.on_error == "allow" else 0.0
-
-
-def _expiry(rule: Rule, pod: PodView, node: NodeView, ctx: Context) -> float:
-    """POSIX time until which the rule's verdict on ``node`` holds (-inf: do not cache)."""
-    try:
-        until = rule.valid_until(pod, node, ctx)
-    except Exception:
-        return -math.inf
-    return math.inf if until is None else until.timestamp()
-
-
-def _remember(node: NodeView, key: Hashable, expires: float, value: Any) -> None:
-    memo = node.memo
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[key] = (expires, value)
-
-
-V = TypeVar("V")
-
-
-def _memoized(
-    nodes: Sequence[NodeView], key: Hashable, now: float, evaluate: Callable[[NodeView], tuple[V, float, bool]]
-) -> list[V]:
-    """Each node's memoized value under ``key``, evaluating (and remembering, unless
-    ``evaluate`` says the result must not be kept) where there is none or it expired."""
-    values: list[V] = []
-    append = values.append
-    for node in nodes:
-        hit = node.memo.get(key)
-        if hit is not None and hit[0] > now:
-            append(hit[1])
-            continue
-        value, expires, keep = evaluate(node)
-        if keep and expires > now:  # a failure is re-evaluated (and reported) every time
-            _remember(node, key, expires, value)
-        append(value)
-    return values
 
 
 class Engine:
@@ -186,47 +107,7 @@ class Engine:
         enforced = self._active(self._predicates, pod, ctx, failures)
         shadows = self._active(self._shadow_predicates, pod, ctx, failures)
         verdicts = self._verdicts(enforced, shadows, pod, nodes, ctx, failures, memoize)
-        return self._filter_decision(verdicts, lambda: [node.name for node in nodes], shadows, failures)
-
-    @staticmethod
-    def _filter_decision(
-        verdicts: Sequence[Verdict], names: Callable[[], Sequence[str]], shadows: Active[Any], failures: _Failures
-    ) -> FilterDecision:
-        """The decision from each node's verdict; ``names`` gives the nodes' names (only
-        asked for when a node is rejected)."""
-        # Identity, not equality: a Rejection's __eq__ is Python code, _PASS is one object.
-        if sum(map(is_, verdicts, repeat(_PASS))) == len(verdicts):  # in C: the usual case, all pass
-            passed = list(range(len(verdicts)))
-        elif shadows:  # a verdict other than _PASS may still pass the enforced chain
-            passed = [index for index, verdict in enumerate(verdicts) if verdict is _PASS or verdict[0] is None]
-        else:
-            passed = [index for index, verdict in enumerate(verdicts) if verdict is _PASS]
-        failed: dict[str, str] = {}
-        unresolvable: dict[str, str] = {}
-        if len(passed) < len(verdicts):
-            named = names()
-            rejected: list[tuple[str, Rejection]]
-            if shadows:
-                rejected = [(n, v[0]) for n, v in zip(named, verdicts) if v is not _PASS and v[0] is not None]
-            else:  # without shadows every verdict but _PASS is a rejection
-                rejected = [(n, v[0]) for n, v in zip(named, verdicts) if v is not _PASS]  # type: ignore[misc]
-            failed = {name: rejection.reason for name, rejection in rejected if rejection.resolvable}
-            unresolvable = {name: rejection.reason for name, rejection in rejected if not rejection.resolvable}
-        shadow_rejections: dict[str, dict[str, str]] = {rule.name: {} for rule, _ in shadows}
-        if shadows:
-            named = names()
-            for index, (_, shadow_verdicts) in enumerate(verdicts):
-                for (rule, _), rejection in zip(shadows, shadow_verdicts):
-                    if rejection is not None:
-                        shadow_rejections[rule.name][named[index]] = rejection.reason
-        return FilterDecision(
-            in_scope=True,
-            passed=passed,
-            failed=failed,
-            unresolvable=unresolvable,
-            shadow_rejections=shadow_rejections,
-            failures=failures.summary(),
-        )
+        return filter_decision(verdicts, lambda: [node.name for node in nodes], shadows, failures)
 
     def filter_named(
         self, pod: PodView, names: Sequence[str], nodes: NodesByName, ctx: Context
@@ -249,7 +130,7 @@ class Engine:
 
         verdicts, positions, unknown = self._by_name(key, names, nodes, ctx, evaluate)
         known = (lambda: [names[i] for i in positions]) if unknown else (lambda: names)
-        return self._filter_decision(verdicts, known, shadows, failures), positions, unknown
+        return filter_decision(verdicts, known, shadows, failures), positions, unknown
 
     def _by_name(
         self,
@@ -371,35 +252,8 @@ class Engine:
         failures = _Failures()
         enforced = self._active(self._priorities, pod, ctx, failures)
         shadows = self._active(self._shadow_priorities, pod, ctx, failures)
-        every = self._raw_columns([*enforced, *shadows], pod, nodes, ctx, failures, memoize)
-        return self._score_decision(enforced, shadows, every, len(nodes), failures, explain)
-
-    @staticmethod
-    def _score_decision(
-        enforced: Active[Any],
-        shadows: Active[Any],
-        every: Sequence[Sequence[Any]],
-        count: int,
-        failures: _Failures,
-        explain: bool,
-    ) -> ScoreDecision:
-        raw = every[: len(enforced)]
-        weights = [rule.weight for rule, _ in enforced]
-        errors = [_error_score(rule) for rule, _ in enforced]
-        scores = score_columns(raw, weights, errors, _FAILED, count)
-        shadow_scores: dict[str, list[int]] = {}
-        for (shadow, _), column in zip(shadows, every[len(enforced) :]):
-            shadow_scores[shadow.name] = score_columns(
-                [*raw, column], [*weights, shadow.weight], [*errors, _error_score(shadow)], _FAILED, count
-            )
-        breakdown = (
-            {rule.name: normalised_column(column, error, _FAILED) for (rule, _), column, error in zip(enforced, raw, errors)}
-            if explain
-            else {}
-        )
-        return ScoreDecision(
-            in_scope=True, scores=scores, breakdown=breakdown, shadow_scores=shadow_scores, failures=failures.summary()
-        )
+        every = self._rawcolumns([*enforced, *shadows], pod, nodes, ctx, failures, memoize)
+        return score_decision(enforced, shadows, every, len(nodes), failures, explain)
 
     def prioritize_named(
         self, pod: PodView, names: Sequence[str], nodes: NodesByName, ctx: Context, *, explain: bool = False
@@ -414,7 +268,7 @@ class Engine:
         shadows = self._active(self._shadow_priorities, pod, ctx, failures)
         rules = [*enforced, *shadows]
         if not rules:
-            return self._score_decision([], [], [], len(names), failures, explain), range(len(names)), []
+            return score_decision([], [], [], len(names), failures, explain), range(len(names)), []
         key = self._memo_key("score", rules, pod, ctx)
 
         def evaluate(view: NodeView) -> tuple[tuple[Any, ...], float, bool]:
@@ -422,10 +276,10 @@ class Engine:
             return row, expires, _FAILED not in row
 
         rows, positions, unknown = self._by_name(key, names, nodes, ctx, evaluate)
-        every: list[Sequence[Any]] = _columns(rows, len(rules))
-        return self._score_decision(enforced, shadows, every, len(rows), failures, explain), positions, unknown
+        every: list[Sequence[Any]] = columns(rows, len(rules))
+        return score_decision(enforced, shadows, every, len(rows), failures, explain), positions, unknown
 
-    def _raw_columns(
+    def _rawcolumns(
         self,
         rules: Active[Any],
         pod: PodView,
@@ -447,7 +301,7 @@ class Engine:
                 return row, expires, _FAILED not in row
 
             rows = _memoized(nodes, key, ctx.now.timestamp(), evaluate)
-        return _columns(rows, len(rules))
+        return columns(rows, len(rules))
 
     @staticmethod
     def _raw_scores(

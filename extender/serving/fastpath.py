@@ -23,6 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
+
+from extender.web.probes import PROBE_PATHS, Probes
+from extender.web.verbs import PURE_VERBS, VerbEndpoint
 
 #: "POST|GET <absolute path> HTTP/1.1", the path made of what a URL path may hold unescaped
 _REQUEST_LINE = re.compile(rb"(POST|GET) (/[A-Za-z0-9._~!$&'()*+,;=:@/-]*) HTTP/1\.1")
@@ -33,6 +37,14 @@ _FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[!-~]+(?:[ \t]+[!
 MAX_REQUEST_LINE = 4094
 MAX_FIELDS = 100
 MAX_FIELD = 8190
+#: largest body a pure verb (filter, prioritize) is answered with in the event loop itself:
+#: a names-mode call (5000 names is ~100 KB) takes about a millisecond; a full-node body takes
+#: a thread, so the loop keeps serving the other connections meanwhile
+INLINE_BODY = 256 * 1024
+#: what is answered in the event loop: what only computes (no API calls, no waiting)
+INLINE = frozenset(PURE_VERBS | set(PROBE_PATHS))
+#: replies larger than this are written after their head rather than copied behind it
+COPY_LIMIT = 64 * 1024
 #: headers that change how a request is framed or handled, or that gunicorn checks against
 #: its forwarding settings: such requests go the full way
 _DECLINED = frozenset({b"transfer-encoding", b"upgrade", b"http2-settings", b"te", b"forwarded", b"x-forwarded-proto",
@@ -137,3 +149,56 @@ def response_head(status: int, length: int, keep_alive: bool) -> bytes:
 def response(status: int, body: bytes, keep_alive: bool) -> bytes:
     """The whole HTTP/1.1 response (one buffer: one send)."""
     return response_head(status, len(body), keep_alive) + body
+
+
+class FastPath:
+    """The app's verbs and probes as the worker answers them itself."""
+
+    def __init__(self, verbs: VerbEndpoint | None, probes: Probes | None) -> None:
+        self.verbs = verbs
+        self.probes = probes
+        self.targets: dict[tuple[bytes, bytes], str] = {}
+        if verbs is not None:
+            self.targets.update(((b"POST", path.encode("ascii")), verb) for path, verb in verbs.paths.items())
+        if probes is not None:
+            self.targets.update(((b"GET", path.encode("ascii")), name) for name, path in PROBE_PATHS.items())
+
+    @classmethod
+    def of_app(cls, app: Any) -> FastPath | None:
+        """The fast path of a Flask app made by :func:`extender.web.app.create_app` (None for
+        another WSGI app: everything then goes the full way)."""
+        extensions = getattr(app, "extensions", None)
+        if not isinstance(extensions, dict):
+            return None
+        verbs, probes = extensions.get("extender.verbs"), extensions.get("extender.probes")
+        fast = cls(verbs if isinstance(verbs, VerbEndpoint) else None, probes if isinstance(probes, Probes) else None)
+        return fast if fast.targets else None
+
+    def match(self, head: bytes, probes_only: bool = False) -> FastCall | None:
+        """The call ``head`` is, if the fast path takes it (on the probe port: probes only)."""
+        call = match(head, self.targets)
+        if call is not None and probes_only and call.target not in PROBE_PATHS:
+            return None  # the full path answers 404 there
+        return call
+
+    @staticmethod
+    def inline(call: FastCall, body_length: int) -> bool:
+        """Whether the event loop answers it itself (else a thread does)."""
+        return call.target in INLINE and body_length <= INLINE_BODY
+
+    def answer(self, call: FastCall, body: Any) -> tuple[int, bytes]:
+        """Status and JSON body, from the verb endpoint or the probes."""
+        if call.target in PROBE_PATHS:
+            assert self.probes is not None
+            return self.probes.answer(call.target)
+        assert self.verbs is not None
+        return self.verbs.answer(call.target, call.content_type, body)
+
+    @staticmethod
+    def write(sock: Any, status: int, body: bytes, keep_alive: bool) -> None:
+        """Write the response on a blocking socket (a thread's)."""
+        if len(body) > COPY_LIMIT:  # a full-node reply: not copied behind its head
+            sock.sendall(response_head(status, len(body), keep_alive))
+            sock.sendall(body)
+        else:
+            sock.sendall(response(status, body, keep_alive))

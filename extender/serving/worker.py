@@ -31,6 +31,7 @@ from gunicorn import http
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
 
 from extender.serving import fastpath
+from extender.serving.fastpath import FastPath
 from extender.serving.connection import Conn, Limits
 from extender.serving.framing import FramingError
 from extender.serving.inbox import RECV_SIZE, Progress
@@ -39,8 +40,6 @@ from extender.serving.received import ReceivedRequest
 from extender.serving.replies import json_reply, parse_error_status
 from extender.serving.tls import ReloadingContext, TLSFiles
 from extender.settings import Settings
-from extender.web.probes import PROBE_PATHS, Probes
-from extender.web.verbs import PURE_VERBS, VerbEndpoint
 
 log = logging.getLogger("extender.serving")
 
@@ -55,14 +54,6 @@ ACCEPT_BATCH = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: what the probe port answers (kubelet's liveness and readiness probes)
 PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
-#: largest body a pure verb (filter, prioritize) is answered with in the event loop itself:
-#: a names-mode call (5000 names is ~100 KB) takes about a millisecond; a full-node body takes
-#: a thread, so the loop keeps serving the other connections meanwhile
-INLINE_BODY = 256 * 1024
-#: what is answered in the event loop: what only computes (no API calls, no waiting)
-INLINE = frozenset(PURE_VERBS | set(PROBE_PATHS))
-#: replies larger than this are written after their head rather than copied behind it
-COPY_LIMIT = 64 * 1024
 #: how often the worker tells the arbiter it is alive (gthread does on every turn of its
 #: loop, a syscall per request; the arbiter's timeout is 30 s)
 NOTIFY_INTERVAL = 1.0
@@ -87,11 +78,9 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         self.tls: ReloadingContext | None = None
         self.notices = Notices(log)
         self._scratch = bytearray(RECV_SIZE)  # the event loop's receive buffer, shared by its connections
-        #: the app's verbs and probes, for the fast path (none: every request goes through
-        #: gunicorn and WSGI)
-        self.verbs: VerbEndpoint | None = None
-        self.probes: Probes | None = None
-        self._targets: dict[tuple[bytes, bytes], str] = {}
+        #: the app's verbs and probes, answered without gunicorn's parser or WSGI (None:
+        #: every request goes the full way)
+        self.fast: FastPath | None = None
         self._notified = 0.0
 
     # -- set-up ---------------------------------------------------------------------------
@@ -110,16 +99,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        extensions = getattr(self.wsgi, "extensions", None)
-        if not isinstance(extensions, dict):
-            return
-        endpoint, probes = extensions.get("extender.verbs"), extensions.get("extender.probes")
-        if isinstance(endpoint, VerbEndpoint):
-            self.verbs = endpoint
-            self._targets.update(((b"POST", path.encode("ascii")), verb) for path, verb in endpoint.paths.items())
-        if isinstance(probes, Probes):
-            self.probes = probes
-            self._targets.update(((b"GET", path.encode("ascii")), name) for name, path in PROBE_PATHS.items())
+        self.fast = FastPath.of_app(self.wsgi)
 
     def notify(self) -> None:
         now = time.monotonic()
@@ -272,28 +252,20 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
     def _dispatch(self, conn: Conn) -> None:
         del self.reading[conn]
         request = conn.inbox.take()
-        call = fastpath.match(request.head, self._targets) if self._targets else None
-        if call is not None and conn.probes_only and call.target not in PROBE_PATHS:
-            call = None  # the full path answers 404 there
-        if call is not None and call.target in INLINE and len(request.body) <= INLINE_BODY:
+        call = self.fast.match(request.head, conn.probes_only) if self.fast is not None else None
+        if call is not None and FastPath.inline(call, len(request.body)):
             self._answer_inline(conn, call, request.body)
             return
         self._unregister(conn)  # a thread takes the socket, blocking
         conn.request, conn.call = request, call
         self.enqueue_req(conn)
 
-    def _answer(self, call: fastpath.FastCall, body: Any) -> tuple[int, bytes]:
-        if call.target in PROBE_PATHS:
-            assert self.probes is not None
-            return self.probes.answer(call.target)
-        assert self.verbs is not None
-        return self.verbs.answer(call.target, call.content_type, body)
-
     def _answer_inline(self, conn: Conn, call: fastpath.FastCall, body: Any) -> None:
         """Answer a pure verb or a probe in the event loop: no thread, no future, no
         wake-up. The reply goes out non-blocking; what the socket does not take at once (a
         client slow to read) is written by a thread, under the write timeout."""
-        status, answer = self._answer(call, body)
+        assert self.fast is not None
+        status, answer = self.fast.answer(call, body)
         keep_alive = call.keep_alive and self.alive
         data = fastpath.response(status, answer, keep_alive)
         try:
@@ -334,13 +306,10 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
                 return conn.unsent_keep_alive
             assert request is not None
             if call is not None:
-                status, answer = self._answer(call, request.body)
+                assert self.fast is not None
+                status, answer = self.fast.answer(call, request.body)
                 keep_alive = call.keep_alive and self.alive
-                if len(answer) > COPY_LIMIT:  # a full-node reply: not copied behind its head
-                    conn.sock.sendall(fastpath.response_head(status, len(answer), keep_alive))
-                    conn.sock.sendall(answer)
-                else:
-                    conn.sock.sendall(fastpath.response(status, answer, keep_alive))
+                FastPath.write(conn.sock, status, answer, keep_alive)
                 return keep_alive
             parser = http.get_parser(self.cfg, (), conn.client)
             parser.unreader = ReceivedRequest(request.head, request.body)
