@@ -31,6 +31,7 @@ from gunicorn import http
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
 
 from extender.serving import fastpath
+from extender.serving.closing import ConnectionEnds, peer
 from extender.serving.fastpath import FastPath
 from extender.serving.connection import Conn, Limits
 from extender.serving.framing import FramingError
@@ -45,10 +46,6 @@ log = logging.getLogger("extender.serving")
 
 #: bytes one connection may take per turn of the event loop before the others get theirs
 READ_TURN = 1024 * 1024
-#: how long a refused connection is drained so its client can read the refusal
-LINGER = 2.0
-#: how often connections are checked against their deadlines
-SWEEP_INTERVAL = 0.1
 #: connections accepted per turn of the event loop at most
 ACCEPT_BATCH = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -59,11 +56,7 @@ PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
 NOTIFY_INTERVAL = 1.0
 
 
-def _peer(conn: Conn) -> str:
-    return str(conn.client[0]) if conn.client else "?"
-
-
-class BufferingWorker(ThreadWorker):  # type: ignore[misc]
+class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
     """gthread with every read in the event loop; see the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -182,7 +175,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
             oldest = next((c for c in self.reading if c is not keep), None)  # dicts keep insertion order
             if oldest is not None:
                 self.notices.notice("evicted", "at %d connections: dropped the oldest unfinished request, from %s",
-                                    self.worker_connections, _peer(oldest))
+                                    self.worker_connections, peer(oldest))
                 self._send(oldest, json_reply(503, "too many connections: the oldest unfinished request was dropped"))
                 self._close(oldest)
                 continue
@@ -246,7 +239,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         detail = getattr(exc, "verify_message", None)  # why a client certificate was not accepted
         if detail:
             reason = f"{reason} ({detail})"
-        self.notices.notice(f"tls {reason}", "TLS handshake with %s refused: %s", _peer(conn), reason)
+        self.notices.notice(f"tls {reason}", "TLS handshake with %s refused: %s", peer(conn), reason)
         self._close(conn)
 
     def _dispatch(self, conn: Conn) -> None:
@@ -380,85 +373,3 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         conn.idle = True
         self.keepalived_conns.append(conn)
         self._watch(conn)
-
-    # -- deadlines, refusals, closing ------------------------------------------------------
-
-    def murder_pending(self) -> None:
-        """Each turn of the loop: requests past their deadline get 408; drained refusals
-        are closed; a stopping worker closes connections that have sent nothing."""
-        super().murder_pending()
-        now = time.monotonic()
-        if now < self._next_sweep and self.alive:
-            return
-        self._next_sweep = now + SWEEP_INTERVAL
-        for conn, deadline in list(self.reading.items()):
-            if deadline <= now:
-                if conn.inbox.started:
-                    self._refuse(conn, 408, f"the request did not arrive within {self.limits.read_timeout:g} s"
-                                 " (--read-timeout)")
-                else:
-                    self._close(conn)
-            elif not self.alive and not conn.inbox.started:
-                self._close(conn)
-        for conn, deadline in list(self.closing.items()):
-            if deadline <= now:
-                self._close(conn)
-
-    def _send(self, conn: Conn, data: bytes) -> None:
-        try:
-            conn.sock.send(data)  # non-blocking: a small reply fits the socket buffer
-        except (OSError, ssl.SSLError):
-            pass
-
-    def _refuse(self, conn: Conn, status: int, message: str) -> None:
-        self.notices.notice(str(status), "refused a request from %s: %d %s", _peer(conn), status, message)
-        self.reading.pop(conn, None)
-        self._send(conn, json_reply(status, message))
-        self._linger(conn)
-
-    def _linger(self, conn: Conn) -> None:
-        """Close after the client has read what was sent: half-close, then drain what it
-        still sends (a body nobody will read) until it closes or ``LINGER`` passes."""
-        self._unregister(conn)
-        self.reading.pop(conn, None)
-        if not isinstance(conn.sock, ssl.SSLSocket):
-            try:
-                conn.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                self._close(conn)
-                return
-        try:
-            conn.sock.setblocking(False)
-            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
-        except (OSError, ValueError):
-            self._close(conn)
-            return
-        self.closing[conn] = time.monotonic() + LINGER
-
-    def _drain(self, conn: Conn, _fileobj: Any = None) -> None:
-        try:
-            while conn.sock.recv(READ_TURN):
-                pass
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return
-        except (OSError, ssl.SSLError):
-            pass
-        self._close(conn)  # end of stream, or the connection broke
-
-    def _unregister(self, conn: Conn) -> None:
-        try:
-            self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
-
-    def _close(self, conn: Conn) -> None:
-        self._unregister(conn)
-        self.reading.pop(conn, None)
-        self.closing.pop(conn, None)
-        self._release(conn)
-        self.nr_conns -= 1
-        try:
-            conn.sock.close()
-        except OSError:
-            pass
-
