@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -486,6 +487,12 @@ def test_the_live_server_answers_bad_input_with_json_4xx_and_keeps_serving(live:
         after = session.post(f"{url}/scheduler/filter", data=normal, headers={"Content-Type": "application/json"}, timeout=10)
         assert after.status_code == 200 and after.json()["Error"] == ""
     assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    # Each worker logs its own boot: on a slow machine the second may not have yet (the
+    # server is ready with one), so wait for it; a worker replaced after dying makes it 3.
+    deadline = time.monotonic() + 30
+    while (text := log.read_text()).count("Booting worker") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
     text = log.read_text()
     assert "Traceback" not in text and "internal error" not in text, text[-3000:]
     assert text.count("Booting worker") == 2, "no worker died and was replaced"
