@@ -46,7 +46,9 @@ def test_every_call_answers_a_well_formed_200_and_costs_cpu(report: dict[str, An
 def test_the_profile_covers_every_call_and_its_groups_sum_to_its_total(report: dict[str, Any]) -> None:
     assert list(report["profile"]) == NAMES
     for name, profile in report["profile"].items():
-        assert profile["measured"]["malformed"] == 0 and profile["measured"]["cpu_ms_per_call"] > 0
+        # /proc counts 10 ms ticks: a few cheap calls (the probes now cost ~0.1 ms) may read as
+        # 0; the profile's own total (below) is exact
+        assert profile["measured"]["malformed"] == 0 and profile["measured"]["cpu_ms_per_call"] >= 0
         groups = dict(profile["breakdown"])
         total = groups.pop("total (profiled threads)")
         assert total > 0 and sum(groups.values()) == pytest.approx(total)
