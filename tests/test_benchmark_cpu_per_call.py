@@ -39,8 +39,8 @@ def test_every_call_answers_a_well_formed_200_and_costs_cpu(report: dict[str, An
         assert m["statuses"] == {200: m["calls"]} and m["malformed"] == 0, m
         assert m["calls"] == (5 if "full" in m["name"] else 20)
         assert m["cpu_ms_per_call"] >= 0 and m["p50_ms"] > 0 and m["p99_ms"] >= m["p50_ms"]
-    # 20 calls can round to 0 clock ticks each; all of them together cannot
-    assert sum(m["cpu_ms_per_call"] for m in report["measured"]) > 0
+    # /proc counts 10 ms ticks, and 20 fast calls may take less than one: a row may read 0
+    # (the profile's exact CPU total is asserted positive below)
 
 
 def test_the_profile_covers_every_call_and_its_groups_sum_to_its_total(report: dict[str, Any]) -> None:
@@ -94,7 +94,6 @@ def test_side_by_side_rows_pair_every_call_of_both_trees_with_ratios(side_by_sid
         for m in rows:
             assert m["statuses"] == {200: m["calls"]} and m["malformed"] == 0, (label, m)
             assert m["calls"] == (3 if "full" in m["name"] else 10)
-        assert sum(m["cpu_ms_per_call"] for m in rows) > 0
     assert [len(r) for r in side_by_side["rounds_measured"].values()] == [1, 1]
     assert list(side_by_side["cpu_ratio"]) == expected
     assert all(r is None or r >= 0 for r in side_by_side["cpu_ratio"].values())
