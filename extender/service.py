@@ -124,15 +124,11 @@ class ExtenderService:
             self.pod_requests.remember(pod.uid, pod.requests)
         return Context(now=self.clock(), load=self.load)
 
-    def _resolve_names(self, names: Sequence[str]) -> tuple[list[NodeView], Sequence[int], list[str]]:
-        """Known views, their positions in ``names``, and the unknown names."""
-        found = self.nodes.get_many(names) if self.nodes is not None else [None] * len(names)
-        if None not in found:  # the usual case: every name is cached
-            return found, list(range(len(names))), []  # type: ignore[return-value]
-        views = [view for view in found if view is not None]
-        positions = [i for i, view in enumerate(found) if view is not None]
-        unknown = [name for name, view in zip(names, found) if view is None]
-        return views, positions, unknown
+    @staticmethod
+    def _without_cache(names: Sequence[str]) -> tuple[list[NodeView], list[int], list[str]]:
+        """No node cache: no views, every name unknown (a names-mode request the extender
+        cannot evaluate; see ``unknown_nodes``)."""
+        return [], [], list(names)
 
     # -- filter -------------------------------------------------------------------------
 
@@ -170,7 +166,7 @@ class ExtenderService:
         if self.nodes is not None:
             decision, positions, unknown = self.engine.filter_named(pod, names, self.nodes, ctx)
         else:
-            views, positions, unknown = self._resolve_names(names)
+            views, positions, unknown = self._without_cache(names)
             decision = self.engine.filter(pod, views, ctx, memoize=True)
         if unknown:
             decision = self._with_unknown(names, positions, unknown, decision)
@@ -221,7 +217,7 @@ class ExtenderService:
         if self.nodes is not None:
             decision, positions, unknown = self.engine.prioritize_named(pod, names, self.nodes, ctx, explain=explain)
         else:
-            views, positions, unknown = self._resolve_names(names)
+            views, positions, unknown = self._without_cache(names)
             decision = self.engine.prioritize(pod, views, ctx, memoize=True, explain=explain)
         if unknown:  # unknown nodes get the lowest score
 

@@ -41,6 +41,7 @@ from extender.serving.received import ReceivedRequest
 from extender.serving.replies import json_reply, parse_error_status
 from extender.serving.tls import ReloadingContext, TLSFiles
 from extender.settings import Settings
+from extender.web.probes import PROBE_PATHS
 
 log = logging.getLogger("extender.serving")
 
@@ -50,7 +51,7 @@ READ_TURN = 1024 * 1024
 ACCEPT_BATCH = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: what the probe port answers (kubelet's liveness and readiness probes)
-PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
+PROBES = {("GET", path) for path in PROBE_PATHS.values()}
 #: how often the worker tells the arbiter it is alive (gthread does on every turn of its
 #: loop, a syscall per request; the arbiter's timeout is 30 s)
 NOTIFY_INTERVAL = 1.0

@@ -67,16 +67,13 @@ class VerbEndpoint:
     def answer(self, verb: str, content_type: str | None, body: Body) -> tuple[int, bytes]:
         """Status and JSON body for ``POST`` of ``body`` to ``verb`` (one of :data:`VERBS`).
 
-        Bad input is a 4xx naming the problem; a bug is a logged 500, never an exception.
+        ``body`` is within ``max_body_bytes``: the callers refuse a larger one from its head
+        (the worker's framing, :func:`~extender.web.body.read_body`). Bad input is a 4xx
+        naming the problem; a bug is a logged 500, never an exception.
         """
         unsupported = unsupported_content_type(content_type)
         if unsupported:
             return 415, error_body(f"{verb}: {unsupported}")
-        if len(body) > self.max_body_bytes:
-            return 413, error_body(
-                f"request body too large ({len(body)} bytes): the limit is {self.max_body_bytes} bytes"
-                " (--max-body-bytes / EXTENDER_MAX_BODY_BYTES)"
-            )
         try:
             return 200, getattr(self.service, verb)(body)
         except WireError as exc:

@@ -102,13 +102,18 @@ def start(server: Prometheus) -> Iterator[Any]:
         load.stop()
 
 
-def filtered(app: Flask) -> dict[str, Any]:
+def answered(app: Flask, verb: str, recording: str) -> Any:
+    """The app's 200 answer to a recorded v1.30 full-node request."""
     response = app.test_client().post(
-        "/scheduler/filter", data=fixture("kube-scheduler-v1.30", "full-nodes", "00001-filter-web-1"),
+        f"/scheduler/{verb}", data=fixture("kube-scheduler-v1.30", "full-nodes", recording),
         content_type="application/json",
     )  # fmt: skip
     assert response.status_code == 200
-    answer: dict[str, Any] = response.get_json()
+    return response.get_json()
+
+
+def filtered(app: Flask) -> dict[str, Any]:
+    answer: dict[str, Any] = answered(app, "filter", "00001-filter-web-1")
     return answer
 
 
@@ -121,12 +126,7 @@ def rejected(app: Flask) -> dict[str, str]:
 
 
 def scores(app: Flask) -> dict[str, int]:
-    response = app.test_client().post(
-        "/scheduler/prioritize", data=fixture("kube-scheduler-v1.30", "full-nodes", "00002-prioritize-web-1"),
-        content_type="application/json",
-    )  # fmt: skip
-    assert response.status_code == 200
-    return {entry["Host"]: entry["Score"] for entry in response.get_json()}
+    return {entry["Host"]: entry["Score"] for entry in answered(app, "prioritize", "00002-prioritize-web-1")}
 
 
 def by_node(*values: int) -> dict[str, int]:
