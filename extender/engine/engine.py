@@ -201,26 +201,27 @@ class Engine:
         failures: _Failures,
         until: bool,
     ) -> tuple[Verdict, float]:
-        rejection, expires = self._first_rejection(enforced, pod, node, ctx, failures, until)
+        rejection, rule, expires = self._first_rejection(enforced, pod, node, ctx, failures, until)
         if not shadows:  # the usual verdicts are shared objects: decisions count them by identity
-            return (_PASS if rejection is None else (rejection, ())), expires
+            return (_PASS if rejection is None else (rejection, (), rule)), expires
         shadow_verdicts = []
         for shadow in shadows:
-            verdict, shadow_expires = self._first_rejection([shadow], pod, node, ctx, failures, until)
+            verdict, _, shadow_expires = self._first_rejection([shadow], pod, node, ctx, failures, until)
             shadow_verdicts.append(verdict)
             expires = min(expires, shadow_expires)
-        return (rejection, tuple(shadow_verdicts)), expires
+        return (rejection, tuple(shadow_verdicts), rule), expires
 
     @staticmethod
     def _first_rejection(
         rules: Active[Any], pod: PodView, node: NodeView, ctx: Context, failures: _Failures, until: bool
-    ) -> tuple[Rejection | None, float]:
-        """The first rule's rejection and, if ``until``, until when that verdict holds (the
-        earliest ``valid_until`` of the rules that were evaluated)."""
+    ) -> tuple[Rejection | None, str, float]:
+        """The first rule's rejection, that rule's name ("" if none rejected) and, if
+        ``until``, until when that verdict holds (the earliest ``valid_until`` of the rules
+        that were evaluated)."""
         expires = math.inf
         for rule, forced in rules:
             if forced is not None:
-                return forced, expires
+                return forced, rule.name, expires
             try:
                 rejection = rule.rule.filter(pod, node, ctx)
             except Exception as exc:  # a rule bug or odd node data must not fail the request
@@ -231,8 +232,8 @@ class Engine:
                 if until:
                     expires = min(expires, _expiry(rule.rule, pod, node, ctx))
             if rejection is not None:
-                return rejection, expires
-        return None, expires
+                return rejection, rule.name, expires
+        return None, "", expires
 
     # -- prioritize ---------------------------------------------------------------------
 
@@ -361,12 +362,14 @@ class Engine:
         known = [(name, view) for name, view in zip(names, views) if view is not None]
         unknown_names = [name for name, view in zip(names, views) if view is None]
         verdicts = self._verdicts(enforced, [], pod, [view for _, view in known], ctx, failures, memoize)
-        rejected = {name: r.reason for (name, _), (r, _) in zip(known, verdicts) if r is not None}
+        rejected = {name: r.reason for (name, _), (r, _, _) in zip(known, verdicts) if r is not None}
+        rejected_by = {name: rule for (name, _), (r, _, rule) in zip(known, verdicts) if r is not None}
         left_out = set(rejected) if unknown == "keep" else {*rejected, *unknown_names}
         return PreemptDecision(
             in_scope=in_scope,
             kept={name: victims for name, victims in with_victims.items() if name not in left_out},
             rejected=rejected,
+            rejected_by=rejected_by,
             without_victims=without_victims,
             unknown=unknown_names,
             unknown_kept=unknown == "keep",
