@@ -100,6 +100,18 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a synced cache may be without the API server before /readyz fails (default 60)",
     )
 
+    decisions = serve.add_argument_group("decision records (one JSON line per verb call on extender.decisions)")
+    decisions.add_argument(
+        "--decision-log", choices=("off", "summary", "detail"), help="detail adds the nodes x rules table (default summary)"
+    )
+    decisions.add_argument(
+        "--decision-sample", type=float, metavar="RATE",
+        help="fraction 0..1 of calls logged; rule failures and errors always are (default 1)",
+    )
+    decisions.add_argument(
+        "--decision-max-nodes", type=int, metavar="N", help="node names per list and table rows in a record (default 20)"
+    )
+
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
     return parser
