@@ -1,4 +1,4 @@
-"""``extender serve`` and ``extender validate``."""
+"""``extender serve``, ``extender validate`` and ``extender explain`` (:mod:`extender.explain_cli`)."""
 
 from __future__ import annotations
 
@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
+    from extender import explain_cli
+
+    explain_cli.add_parser(sub)
     return parser
 
 
@@ -235,4 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "explain":
+        from extender import explain_cli
+
+        return explain_cli.run(args)
     return _validate(args)
