@@ -75,7 +75,8 @@ def nodes_file(path: Path) -> Path:
 
 def node_store(path: Path) -> NodeStore:
     store = NodeStore()
-    store.replace(dict(NodeStore.decode(raw) for raw in _raw_items(nodes_file(path))))
+    views = [NodeStore.decode(raw)[1] for raw in _raw_items(nodes_file(path))]
+    store.replace({view.name: view for view in views if view is not None})
     return store
 
 
