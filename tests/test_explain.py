@@ -264,3 +264,13 @@ def test_a_real_server_answers_explain_through_flask_not_the_fast_path(tmp_path:
     # the verb call was logged as a record; the explain call was not (it is a question, not a decision)
     log = server.log_text()
     assert log.count('{"verb":"filter"') == 1
+
+
+def test_the_readme_shows_what_explain_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (FIXTURES.parents[1] / "README.md").read_text()
+    command = ".venv/bin/extender explain --policy examples/policy.yaml --verb both examples/filter.json"
+    shown = readme.split(f"```bash\n{command}\n```\n\n```text\n", 1)[1].split("```", 1)[0]
+    root = FIXTURES.parents[1]
+    argv = ["explain", "--policy", str(root / "examples/policy.yaml"), "--verb", "both", str(root / "examples/filter.json")]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.replace(str(root) + "/", "") == shown
