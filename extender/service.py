@@ -218,7 +218,8 @@ class ExtenderService:
             reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
             unresolvable.update((name, reason) for name in unknown)
         return FilterDecision(
-            True, passed, decision.failed, unresolvable, decision.shadow_rejections, decision.failures, decision.rejections
+            True, passed, decision.failed, unresolvable, decision.shadow_rejections, decision.failures,
+            decision.rejections, decision.reason_rules,
         )
 
     # -- prioritize ---------------------------------------------------------------------
@@ -269,7 +270,7 @@ class ExtenderService:
     ) -> None:
         def best_rules(best: int) -> dict[str, float]:
             known = best if not unknown else (positions.index(best) if best in positions else -1)
-            return normalised_at(self.policy.priorities, d.raw, known) if known >= 0 else {}
+            return normalised_at(self.policy.priorities, d.raw, known, d.bounds) if known >= 0 else {}
 
         out.emit(
             lambda: records.prioritize_fields(

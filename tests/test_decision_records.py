@@ -239,3 +239,22 @@ def test_settings_and_flags_configure_the_decision_log() -> None:
     args = _parser().parse_args(["serve", "--decision-log", "off", "--decision-sample", "0.5", "--decision-max-nodes", "3"])
     flags = env.with_overrides(vars(args))
     assert (flags.decision_log, flags.decision_sample, flags.decision_max_nodes) == ("off", 0.5, 3)
+
+
+def test_a_reason_two_rules_give_is_still_attributed_exactly(caplog: pytest.LogCaptureFixture) -> None:
+    same = "node(s) are not welcome"
+    s = service(ConfiguredRule("first", RejectNames({"n1"}, same)), ConfiguredRule("second", RejectNames({"n2", "n3"}, same)))
+    s.filter(body())
+    s.filter(body())  # kept verdicts: counted by reason, where this reason has two rules
+    for record in logged(caplog):
+        assert [(g["rule"], g["count"], g["nodes"]) for g in record["rejected"]] == [("second", 2, ["n2", "n3"]), ("first", 1, ["n1"])]
+
+
+def test_many_reasons_are_folded_per_rule_with_exact_counts(caplog: pytest.LogCaptureFixture) -> None:
+    from extender.decisions.record import MAX_GROUPS, OTHER_REASONS, rejected_groups
+    from extender.sdk import Rejection
+
+    rejections = [(f"n{i}", Rejection(f"node(s) have {i} things"), "count") for i in range(MAX_GROUPS + 10)]
+    groups = rejected_groups(rejections, {}, 3)
+    assert len(groups) == MAX_GROUPS + 1 and sum(g["count"] for g in groups) == MAX_GROUPS + 10
+    assert groups[-1]["reason"] == OTHER_REASONS and groups[-1]["count"] == 10 and len(groups[-1]["nodes"]) == 3

@@ -10,15 +10,19 @@ A record is a plain dict with camelCase keys (Kubernetes' style), the contract c
 (:mod:`extender.decisions.table`). Records name nodes, never hold Node or Pod objects, and
 list at most ``max_nodes`` node names per list.
 
-Building a record costs O(1) per call plus a pass over the rejected nodes (which the
-decision already walked once): the rule that rejected each node travels in its verdict.
+Building a record costs O(1) Python per call: rejections are counted by reason in C and each
+reason's rule comes from the engine's registry (:mod:`extender.engine.attribution`; the rule
+that rejected each node also travels in its kept verdict, walked only when a reason's rule
+is ambiguous).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Any
 
 from extender.engine import FilterDecision, PreemptDecision, RuleFailure
@@ -41,10 +45,12 @@ def _text(value: str) -> str:
 
 
 def utc_stamp(moment: datetime) -> str:
-    """``2026-12-07T16:55:01.123456Z``."""
-    if moment.tzinfo is not None and moment.utcoffset():
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-12-07T16:55:01.123456Z`` (isoformat is cheaper than strftime)."""
+    if moment.tzinfo is timezone.utc:  # the service's clock: "...+00:00" -> "...Z"
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def base(
@@ -83,16 +89,49 @@ def rejected_groups(
             names.append(name)
     for name, reason in unknown.items():
         groups.setdefault((UNKNOWN_RULE, reason, False), []).append(name)
-    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
-    if len(ordered) > MAX_GROUPS:  # per-node reasons: keep each rule's count exact, fold the rest
-        folded: dict[tuple[str, str, bool], list[str]] = {}
-        for (rule, _, resolvable), names in ordered[MAX_GROUPS:]:
-            folded.setdefault((rule, OTHER_REASONS, resolvable), []).extend(names)
-        ordered = ordered[:MAX_GROUPS] + sorted(folded.items(), key=lambda item: -len(item[1]))
+    return _listed([(key, len(names), names[:max_nodes]) for key, names in groups.items()], max_nodes)
+
+
+def _listed(groups: list[tuple[tuple[str, str, bool], int, list[str]]], max_nodes: int) -> list[dict[str, Any]]:
+    """Largest first; beyond :data:`MAX_GROUPS` folded per rule (each rule's count stays exact)."""
+    ordered = sorted(groups, key=lambda group: -group[1])
+    if len(ordered) > MAX_GROUPS:  # per-node reasons
+        folded: dict[tuple[str, str, bool], tuple[int, list[str]]] = {}
+        for (rule, _, resolvable), count, names in ordered[MAX_GROUPS:]:
+            key = (rule, OTHER_REASONS, resolvable)
+            total, examples = folded.get(key, (0, []))
+            folded[key] = (total + count, (examples + names)[:max_nodes])
+        ordered = ordered[:MAX_GROUPS] + sorted(((k, c, n) for k, (c, n) in folded.items()), key=lambda group: -group[1])
     return [
-        {"rule": rule, "reason": _text(reason), "resolvable": resolvable, "count": len(names), "nodes": names[:max_nodes]}
-        for (rule, reason, resolvable), names in ordered
+        {"rule": rule, "reason": _text(reason), "resolvable": resolvable, "count": count, "nodes": names}
+        for (rule, reason, resolvable), count, names in ordered
     ]
+
+
+def _groups_by_reason(
+    decision: FilterDecision, unknown_reason: str | None, max_nodes: int
+) -> list[dict[str, Any]] | None:
+    """:func:`rejected_groups` counted by reason in C, each reason's rule from the engine's
+    registry; None if a reason's rule is not known for certain (then every rejection is walked)."""
+    registry = decision.reason_rules
+    if registry is None:
+        return None
+    groups = []
+    for resolvable, by_name in ((True, decision.failed), (False, decision.unresolvable)):
+        if not by_name:
+            continue
+        reasons = set(by_name.values())  # usually one: then no counting at all
+        counts = Counter(by_name.values()) if len(reasons) > 1 else {reason: len(by_name) for reason in reasons}
+        for reason, count in counts.items():
+            rule = UNKNOWN_RULE if not resolvable and reason == unknown_reason else registry.rule_of(reason, resolvable)
+            if rule is None:
+                return None
+            if len(counts) == 1:
+                names = list(islice(by_name, max_nodes))
+            else:  # stops at the max_nodes-th example
+                names = list(islice((name for name, why in by_name.items() if why == reason), max_nodes))
+            groups.append(((rule, reason, resolvable), count, names))
+    return _listed(groups, max_nodes)
 
 
 def filter_fields(
@@ -101,8 +140,11 @@ def filter_fields(
     """Adds filter's keys. ``unknown``: the names the cache did not know; ``unknown_reason``:
     why they were rejected (None: they were passed)."""
     record["passed"] = len(decision.passed)
-    rejected_unknown = dict.fromkeys(unknown, unknown_reason) if unknown_reason is not None else {}
-    record["rejected"] = rejected_groups(decision.rejections, rejected_unknown, max_nodes)
+    rejected = _groups_by_reason(decision, unknown_reason, max_nodes) if decision.failed or decision.unresolvable else []
+    if rejected is None:
+        rejected_unknown = dict.fromkeys(unknown, unknown_reason) if unknown_reason is not None else {}
+        rejected = rejected_groups(decision.rejections, rejected_unknown, max_nodes)
+    record["rejected"] = rejected
     record["unknown"] = len(unknown)
     record["shadow"] = [{"rule": rule, "wouldReject": len(would)} for rule, would in decision.shadow_rejections.items()]
     record["failures"] = failures(decision.failures)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from extender.engine.attribution import ReasonRules
 from extender.sdk.rules import Rejection
 
 #: what preempt does with a candidate it has no view of: keep it (kube-scheduler may evict
@@ -39,6 +40,8 @@ class FilterDecision:
     #: every rejected node of ``failed`` and ``unresolvable``: (name, rejection, the enforced
     #: rule that rejected it), for counting rejections per rule (decision records, metrics)
     rejections: Sequence[tuple[str, Rejection, str]] = ()
+    #: the engine's reason -> rule registry: attributes ``failed``/``unresolvable`` by reason
+    reason_rules: ReasonRules | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class ScoreDecision:
     #: rule name -> raw score per node (enforced rules; the columns the scores came from, kept
     #: by reference: free). Entries may be None, NEUTRAL or a failure marker (see outcomes.FAILED)
     raw: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    #: rule name -> (min, max) of its raw column, when every entry is a number (else empty)
+    bounds: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

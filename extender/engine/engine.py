@@ -21,6 +21,7 @@ from extender.engine.decisions import (
     Victims,
 )
 from extender.engine.model import ConfiguredRule, Policy
+from extender.engine.attribution import ReasonRules
 from extender.engine.failures import Failures as _Failures
 from extender.engine.failures import error_rejection as _error_rejection
 from extender.engine.memo import expiry as _expiry
@@ -31,8 +32,6 @@ from extender.engine.outcomes import PASS as _PASS
 from extender.engine.outcomes import Active, R, Verdict, columns, filter_decision, score_decision
 from extender.sdk.rules import NEUTRAL, Context, Rejection
 from extender.view import NodeView, PodView
-
-
 
 
 class NodesByName(Protocol):
@@ -53,6 +52,8 @@ class Engine:
         # Memo keys carry this token: node views outlive engines (tests, policy changes).
         self._token = object()
         self._named = NamedVerdicts()
+        #: which rule gave each rejection reason (records count rejections per rule with it)
+        self._reasons = ReasonRules()
 
     def forget_node(self, name: str | None) -> None:
         """The node cache changed node ``name`` (None: it relisted): what
@@ -107,7 +108,7 @@ class Engine:
         enforced = self._active(self._predicates, pod, ctx, failures)
         shadows = self._active(self._shadow_predicates, pod, ctx, failures)
         verdicts = self._verdicts(enforced, shadows, pod, nodes, ctx, failures, memoize)
-        return filter_decision(verdicts, lambda: [node.name for node in nodes], shadows, failures)
+        return filter_decision(verdicts, lambda: [node.name for node in nodes], shadows, failures, self._reasons)
 
     def filter_named(
         self, pod: PodView, names: Sequence[str], nodes: NodesByName, ctx: Context
@@ -130,7 +131,7 @@ class Engine:
 
         verdicts, positions, unknown = self._by_name(key, names, nodes, ctx, evaluate)
         known = (lambda: [names[i] for i in positions]) if unknown else (lambda: names)
-        return filter_decision(verdicts, known, shadows, failures), positions, unknown
+        return filter_decision(verdicts, known, shadows, failures, self._reasons), positions, unknown
 
     def _by_name(
         self,
@@ -202,6 +203,8 @@ class Engine:
         until: bool,
     ) -> tuple[Verdict, float]:
         rejection, rule, expires = self._first_rejection(enforced, pod, node, ctx, failures, until)
+        if rejection is not None:
+            self._reasons.note(rule, rejection)
         if not shadows:  # the usual verdicts are shared objects: decisions count them by identity
             return (_PASS if rejection is None else (rejection, (), rule)), expires
         shadow_verdicts = []

@@ -8,6 +8,7 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any, TypeVar
 
+from extender.engine.attribution import ReasonRules
 from extender.engine.decisions import FilterDecision, ScoreDecision
 from extender.engine.failures import Failures, error_score
 from extender.engine.model import ConfiguredRule
@@ -34,7 +35,11 @@ def columns(rows: Sequence[Sequence[Any]], count: int) -> list[Sequence[Any]]:
 
 
 def filter_decision(
-    verdicts: Sequence[Verdict], names: Callable[[], Sequence[str]], shadows: Active[Any], failures: Failures
+    verdicts: Sequence[Verdict],
+    names: Callable[[], Sequence[str]],
+    shadows: Active[Any],
+    failures: Failures,
+    reasons: ReasonRules | None = None,
 ) -> FilterDecision:
     """The decision from each node's verdict; ``names`` gives the nodes' names (only
     asked for when a node is rejected)."""
@@ -71,6 +76,7 @@ def filter_decision(
         shadow_rejections=shadow_rejections,
         failures=failures.summary(),
         rejections=rejected,
+        reason_rules=reasons,
     )
 
 
@@ -87,7 +93,8 @@ def score_decision(
     raw = every[: len(enforced)]
     weights = [rule.weight for rule, _ in enforced]
     errors = [error_score(rule) for rule, _ in enforced]
-    scores = score_columns(raw, weights, errors, FAILED, count)
+    bounds: list[tuple[Any, Any]] = []
+    scores = score_columns(raw, weights, errors, FAILED, count, bounds)
     shadow_scores: dict[str, list[int]] = {}
     for (shadow, _), column in zip(shadows, every[len(enforced) :]):
         shadow_scores[shadow.name] = score_columns(
@@ -105,18 +112,26 @@ def score_decision(
         shadow_scores=shadow_scores,
         failures=failures.summary(),
         raw={rule.name: column for (rule, _), column in zip(enforced, raw)},
+        bounds={rule.name: b for (rule, _), b in zip(enforced, bounds)} if len(bounds) == len(raw) else {},
     )
 
 
-def normalised_at(rules: Sequence[ConfiguredRule[Any]], raw: Mapping[str, Sequence[Any]], index: int) -> dict[str, float]:
+def normalised_at(
+    rules: Sequence[ConfiguredRule[Any]],
+    raw: Mapping[str, Sequence[Any]],
+    index: int,
+    bounds: Mapping[str, tuple[Any, Any]] | None = None,
+) -> dict[str, float]:
     """Each priority's normalised score (0..10) of the node at ``index`` of the raw columns:
-    one node's share of :func:`score_decision` (for the record's best node), O(1) Python per
-    rule (min and max run in C) when every node has a number."""
+    one node's share of :func:`score_decision` (for the record's best node): O(1) per rule
+    with the columns' ``bounds`` (:attr:`ScoreDecision.bounds`), else min and max in C when
+    every node has a number."""
     by_name = {rule.name: rule for rule in rules}
     scores: dict[str, float] = {}
     for name, column in raw.items():
+        known = bounds.get(name) if bounds else None
         try:  # None, NEUTRAL and FAILED do not compare with numbers: the general path then
-            low, high = min(column), max(column)
+            low, high = known if known is not None else (min(column), max(column))
         except TypeError:
             low = high = None
         if low is None or high is None or low is FAILED or low is NEUTRAL or high is NEUTRAL:
