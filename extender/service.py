@@ -157,7 +157,7 @@ class ExtenderService:
                 failed=decision.failed,
                 unresolvable=decision.unresolvable,
             )
-            self._filtered(out, pod, ctx, "nodes", lambda: [v.name for v in views], lambda: views, decision, [], started)
+            self._filtered(out, pod, ctx, "nodes", len(items), lambda: [v.name for v in views], lambda: views, decision, [], started)
             return reply
         names = args.node_names or []
         if not self.engine.in_scope(pod):
@@ -185,14 +185,13 @@ class ExtenderService:
             failed=decision.failed,
             unresolvable=decision.unresolvable,
         )
-        self._filtered(out, pod, ctx, "names", lambda: names, lambda: self._views(names), decision, unknown, started)
+        self._filtered(out, pod, ctx, "names", len(names), lambda: names, lambda: self._views(names), decision, unknown, started)
         return reply
 
     def _filtered(  # noqa: PLR0913 - the call's facts, passed on to the record and its table
-        self, out: Emitter, pod: PodView, ctx: Context, mode: str, names: Callable[[], Sequence[str]],
+        self, out: Emitter, pod: PodView, ctx: Context, mode: str, count: int, names: Callable[[], Sequence[str]],
         views: Callable[[], Sequence[NodeView | None]], d: FilterDecision, unknown: Sequence[str], started: float,
     ) -> None:
-        count = len(d.passed) + len(d.failed) + len(d.unresolvable)
         unknown_reason = None
         if self.options.unknown_nodes == "fail":
             unknown_reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
