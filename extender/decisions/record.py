@@ -5,7 +5,9 @@ A record is a plain dict with camelCase keys (Kubernetes' style), the contract c
 (``names`` | ``nodes``), ``policy`` (digest), ``nodes`` (count), ``outcome`` (``answered`` |
 ``out-of-scope`` | ``error``), ``tookMs``; then per verb: filter and preempt ``passed``,
 ``rejected`` [{rule, reason, resolvable, count, nodes}], ``unknown``, ``shadow``; prioritize
-``best`` {node, score, rules}; preempt ``kept``, ``dropped``; bind ``node``, ``error``; all
+``best`` {node, score, rules}, ``unknown``, ``shadow`` [{rule, wouldChange, wouldBest}];
+preempt ``kept``, ``dropped`` (name -> why), ``droppedCount``, ``unknownKept``, ``fetched``;
+bind ``node``, ``error``; a filter answered with an error ``error``; every answered record
 ``failures`` [{rule, count, message, action}]; and ``table`` when detail is asked for
 (:mod:`extender.decisions.table`). Records name nodes, never hold Node or Pod objects, and
 list at most ``max_nodes`` node names per list.
