@@ -90,7 +90,7 @@ class DecisionLog:
             if table is not None and level == "detail":
                 record["table"] = table()
             if log.isEnabledFor(logging.INFO):
-                log.info("%s", _encode(record).decode())
+                log.info(_encode(record).decode())  # no args: a '%' in it is never formatted
         for observer in self.observers:
             try:
                 observer(record)
