@@ -250,6 +250,18 @@ def test_the_explain_endpoint_answers_bad_input_with_a_400_naming_it(target: str
     assert response.json is not None and response.json["error"].startswith(message)
 
 
+def test_the_fast_path_never_takes_explain() -> None:
+    from extender.serving.fastpath import FastPath
+
+    fast = FastPath.of_app(create_app(service=ExtenderService(load_policy_text(POLICY))))
+    assert fast is not None
+    verbs = {path for (method, path), _ in fast.targets.items() if method == b"POST"}
+    assert verbs == {f"/scheduler/{verb}".encode() for verb in ("filter", "prioritize", "preempt", "bind")}
+    head = b"POST /scheduler/explain HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
+    assert fast.match(head) is None
+    assert fast.match(head.replace(b"explain", b"filter")) is not None, "the same head to a verb is taken"
+
+
 def test_a_real_server_answers_explain_through_flask_not_the_fast_path(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
