@@ -261,6 +261,7 @@ BUCKETS: dict[str, Callable[[str, str], bool]] = {
     "encode": lambda f, n: f.endswith("extender/codec/kube_scheduler_replies.py"),
     "node-cache lookup": lambda f, n: "/extender/kube/" in f,
     "engine": lambda f, n: any(f"/extender/{p}/" in f for p in ("engine", "rules", "sdk", "view", "measured")),
+    "decision record": lambda f, n: "/extender/decisions/" in f,
     "logging": lambda f, n: f.endswith("logging/__init__.py"),
     "gunicorn HTTP": lambda f, n: "/gunicorn/http/" in f,
     "fast path": lambda f, n: f.endswith("extender/serving/fastpath.py"),
@@ -291,17 +292,22 @@ def breakdown(path: Path, calls_count: int) -> dict[str, float]:
     def service(file: str, name: str) -> bool:
         return file.endswith("extender/service.py")
 
+    def verb_code(file: str, name: str) -> bool:  # the decision record logs its line from decisions/
+        return service(file, name) or BUCKETS["decision record"](file, name)
+
     outer = ("app", "body read", "verb", "logging", "fast path", "endpoint")
     got = {name: entered(stats, BUCKETS[name], None if name in outer else service) for name in BUCKETS}
     # the verb's calls only: views built while decoding or looking up count there, not as engine
-    logging_in_verb = entered(stats, BUCKETS["logging"], service)
+    logging_in_verb = entered(stats, BUCKETS["logging"], verb_code)
+    # the record's own code: its log call is counted under logging
+    got["decision record"] -= entered(stats, BUCKETS["logging"], BUCKETS["decision record"])
     # the parser, the WSGI environ and the response writing, as the worker calls them (body
     # reads from the app through werkzeug count as the body read)
     http = entered(stats, BUCKETS["gunicorn HTTP"], lambda f, n: "/gunicorn/" in f or "/extender/serving/" in f)
     # the verbs' and probes' answers (web/verbs.py, web/probes.py): from the Flask routes, or
     # from the worker's fast path without Flask
     endpoint_in_app = entered(stats, BUCKETS["endpoint"], lambda f, n: "/extender/serving/" not in f)
-    inner = sum(got[k] for k in ("decode", "encode", "node-cache lookup", "engine")) + logging_in_verb
+    inner = sum(got[k] for k in ("decode", "encode", "node-cache lookup", "engine", "decision record")) + logging_in_verb
     rows = {
         "gunicorn HTTP (parser, environ, response write)": http,
         "fast path (head, response head)": got["fast path"],
@@ -314,6 +320,7 @@ def breakdown(path: Path, calls_count: int) -> dict[str, float]:
         "node-cache lookup": got["node-cache lookup"],
         "engine (rules)": got["engine"],
         "encode": got["encode"],
+        "decision record (built, encoded)": got["decision record"],
         "logging": got["logging"],
         "verb's own code (service)": got["verb"] - inner,
         "total (profiled threads)": total,

@@ -1,4 +1,4 @@
-"""``extender serve`` and ``extender validate``."""
+"""``extender serve``, ``extender validate`` and ``extender explain`` (:mod:`extender.explain_cli`)."""
 
 from __future__ import annotations
 
@@ -100,8 +100,23 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a synced cache may be without the API server before /readyz fails (default 60)",
     )
 
+    decisions = serve.add_argument_group("decision records (one JSON line per verb call on extender.decisions)")
+    decisions.add_argument(
+        "--decision-log", choices=("off", "summary", "detail"), help="detail adds the nodes x rules table (default summary)"
+    )
+    decisions.add_argument(
+        "--decision-sample", type=float, metavar="RATE",
+        help="fraction 0..1 of calls logged; rule failures and errors always are (default 1)",
+    )
+    decisions.add_argument(
+        "--decision-max-nodes", type=int, metavar="N", help="node names per list and table rows in a record (default 20)"
+    )
+
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
+    from extender import explain_cli
+
+    explain_cli.add_parser(sub)
     return parser
 
 
@@ -223,4 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "explain":
+        from extender import explain_cli
+
+        return explain_cli.run(args)
     return _validate(args)

@@ -1,4 +1,4 @@
-"""The extender verbs: decode a request, ask the engine, log the decision, encode the reply.
+"""The extender verbs: decode a request, ask the engine, encode the reply, record the decision.
 
 Sits between the HTTP layer (which only moves bytes and status codes) and the engine
 (which only sees views). Bad input raises :class:`~extender.codec.common.WireError`; every
@@ -7,9 +7,10 @@ protocol-level outcome is a reply body kube-scheduler accepts (HTTP 200).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Protocol
@@ -17,15 +18,12 @@ from typing import Literal, Protocol
 from extender.codec import kube_scheduler as wire
 from extender.codec import kube_scheduler_replies as replies
 from extender.codec.common import Body
-from extender.engine import (
-    Engine,
-    FilterDecision,
-    Policy,
-    PreemptDecision,
-    RuleFailure,
-    ScoreDecision,
-    UnknownCandidates,
-)
+from extender.decisions import DecisionLog, DecisionLogOptions, Observer, Record
+from extender.decisions import record as records
+from extender.decisions.log import Capture, Emitter, summarise_names, warn_failures
+from extender.decisions.table import filter_table, prioritize_table
+from extender.engine import Engine, FilterDecision, Policy, ScoreDecision, UnknownCandidates
+from extender.engine.outcomes import normalised_at
 from extender.kube.binder import BindError
 from extender.kube.binds import PodRequests
 from extender.kube.candidates import CandidateNodes, NodeFetcher
@@ -40,8 +38,8 @@ UnknownNodes = Literal["fail", "pass"]
 UNKNOWN_NODE_REASON = "node(s) unknown to the extender (not in its node cache)"
 NO_CACHE_REASON = "node(s) unknown to the extender (it runs without a node cache)"
 NOT_SYNCED_ERROR = "the extender's node cache has not completed its first list yet; retry shortly"
-#: how many node names a log line lists before summarising
-_LOG_NODES = 10
+#: what POST /explain and ``extender explain`` explain: one verb, or filter then prioritize
+ExplainVerb = Literal["filter", "prioritize", "both"]
 
 
 class NodeSource(Protocol):
@@ -80,13 +78,6 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _names(mapping: dict[str, str] | Sequence[str]) -> str:
-    items = list(mapping.items()) if isinstance(mapping, dict) else [(n, "") for n in mapping]
-    shown = ", ".join(f"{n} ({r})" if r else n for n, r in items[:_LOG_NODES])
-    more = len(items) - _LOG_NODES
-    return shown + (f", +{more} more" if more > 0 else "")
-
-
 class ExtenderService:
     """One instance per worker; safe to call from several threads at once."""
 
@@ -102,6 +93,8 @@ class ExtenderService:
         clock: Callable[[], datetime] = _utcnow,
         load: LoadView = NO_LOAD,
         pod_requests: PodRequests | None = None,
+        decision_log: DecisionLogOptions = DecisionLogOptions(),
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.policy = policy
         #: what rules read through ``ctx.load`` (extender.load.view.ClusterLoad when running)
@@ -118,11 +111,21 @@ class ExtenderService:
         self.clock = clock
         #: where a bind finds the requests of the pod it binds (the Binding carries none)
         self.pod_requests = pod_requests
+        #: each call's decision record: logged as configured, handed to ``observers`` (callables
+        #: taking the record dict, called after the reply is computed; one that raises is
+        #: logged once and never fails the call)
+        self.decisions = DecisionLog(decision_log, observers)
 
     def _context(self, pod: PodView) -> Context:
         if self.pod_requests is not None:
             self.pod_requests.remember(pod.uid, pod.requests)
         return Context(now=self.clock(), load=self.load)
+
+    def _views(self, names: Sequence[str]) -> Sequence[NodeView | None]:
+        return self.nodes.get_many(names) if self.nodes is not None else [None] * len(names)
+
+    def _base(self, verb: str, pod: PodView, ctx: Context, mode: str, count: int, outcome: str, started: float) -> Record:
+        return records.base(verb, pod, ctx.now, mode, self.policy.digest, count, outcome, started)
 
     @staticmethod
     def _without_cache(names: Sequence[str]) -> tuple[list[NodeView], list[int], list[str]]:
@@ -134,6 +137,9 @@ class ExtenderService:
 
     def filter(self, body: Body) -> bytes:
         """Answer ``ExtenderArgs`` with ``ExtenderFilterResult``."""
+        return self._filter(body, self.decisions)
+
+    def _filter(self, body: Body, out: Emitter) -> bytes:
         started = time.perf_counter()
         args = wire.decode_extender_args(body)
         pod = args.pod
@@ -141,27 +147,31 @@ class ExtenderService:
         if args.node_items is not None:
             items = args.node_items
             if not self.engine.in_scope(pod):
-                self._log_out_of_scope("filter", pod, len(items), started)
+                out.emit(lambda: self._base("filter", pod, ctx, "nodes", len(items), "out-of-scope", started))
                 return replies.encode_filter_reply(node_items=items)
             views = wire.decode_node_views(body, args)
             decision = self.engine.filter(pod, views, ctx)
             self.candidates.remember(views)
-            self._log_filter(pod, len(items), decision, started)
-            return replies.encode_filter_reply(
+            reply = replies.encode_filter_reply(
                 node_items=[items[i] for i in decision.passed],
                 failed=decision.failed,
                 unresolvable=decision.unresolvable,
             )
+            self._filtered(out, pod, ctx, "nodes", len(items), lambda: [v.name for v in views], lambda: views, decision, [], started)
+            return reply
         names = args.node_names or []
         if not self.engine.in_scope(pod):
-            self._log_out_of_scope("filter", pod, len(names), started)
+            out.emit(lambda: self._base("filter", pod, ctx, "names", len(names), "out-of-scope", started))
             return replies.encode_filter_reply(node_names=names)
         if self.nodes is not None and not self.nodes.ready:
             # An error makes kube-scheduler retry the pod after a backoff; rejecting every
             # node as unknown would record a misleading FailedScheduling reason instead.
             # (A cache that synced and then lost the API server keeps answering below, from
             # its last state; readiness takes the replica out of the Service meanwhile.)
-            log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
+            out.emit(
+                lambda: {**self._base("filter", pod, ctx, "names", len(names), "error", started), "error": NOT_SYNCED_ERROR},
+                always=True,
+            )
             return replies.encode_filter_reply(error=NOT_SYNCED_ERROR)
         if self.nodes is not None:
             decision, positions, unknown = self.engine.filter_named(pod, names, self.nodes, ctx)
@@ -170,12 +180,29 @@ class ExtenderService:
             decision = self.engine.filter(pod, views, ctx, memoize=True)
         if unknown:
             decision = self._with_unknown(names, positions, unknown, decision)
-        self._log_filter(pod, len(names), decision, started)
-        return replies.encode_filter_reply(
+        reply = replies.encode_filter_reply(
             node_names=names if len(decision.passed) == len(names) else [names[i] for i in decision.passed],
             failed=decision.failed,
             unresolvable=decision.unresolvable,
         )
+        self._filtered(out, pod, ctx, "names", len(names), lambda: names, lambda: self._views(names), decision, unknown, started)
+        return reply
+
+    def _filtered(  # noqa: PLR0913 - the call's facts, passed on to the record and its table
+        self, out: Emitter, pod: PodView, ctx: Context, mode: str, count: int, names: Callable[[], Sequence[str]],
+        views: Callable[[], Sequence[NodeView | None]], d: FilterDecision, unknown: Sequence[str], started: float,
+    ) -> None:
+        unknown_reason = None
+        if self.options.unknown_nodes == "fail":
+            unknown_reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
+        out.emit(
+            lambda: records.filter_fields(
+                self._base("filter", pod, ctx, mode, count, "answered", started), d, unknown, unknown_reason, out.max_nodes
+            ),
+            always=bool(d.failures),
+            table=lambda: filter_table(self.policy, pod, ctx, names(), views(), d.passed, d.failed, out.max_nodes),
+        )
+        warn_failures("filter", pod, d.failures)
 
     def _with_unknown(
         self, names: Sequence[str], positions: Sequence[int], unknown: Sequence[str], decision: FilterDecision
@@ -189,48 +216,72 @@ class ExtenderService:
         else:
             reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
             unresolvable.update((name, reason) for name in unknown)
-        return FilterDecision(True, passed, decision.failed, unresolvable, decision.shadow_rejections, decision.failures)
+        return FilterDecision(
+            True, passed, decision.failed, unresolvable, decision.shadow_rejections, decision.failures,
+            decision.rejections, decision.reason_rules,
+        )
 
     # -- prioritize ---------------------------------------------------------------------
 
     def prioritize(self, body: Body) -> bytes:
         """Answer ``ExtenderArgs`` with a ``HostPriorityList`` (bare array, ints 0..10)."""
+        return self._prioritize(body, self.decisions)
+
+    def _prioritize(self, body: Body, out: Emitter) -> bytes:
         started = time.perf_counter()
         args = wire.decode_scoring_args(body)
         pod = args.pod
         ctx = self._context(pod)
-        if args.nodes is not None:
-            views = args.nodes
-            names = [v.name for v in views]
-            if not self.engine.in_scope(pod):
-                self._log_out_of_scope("prioritize", pod, len(names), started)
-                return replies.encode_host_priorities((n, 0) for n in names)
-            decision = self.engine.prioritize(pod, views, ctx, explain=log.isEnabledFor(logging.DEBUG))
-            self.candidates.remember(views)
-            self._log_prioritize(pod, names, decision, started)
-            return replies.encode_host_priorities(zip(names, decision.scores))
-        names = list(args.node_names or [])
+        mode = "nodes" if args.nodes is not None else "names"
+        full = args.nodes
+        names = [v.name for v in full] if full is not None else list(args.node_names or [])
         if not self.engine.in_scope(pod):
-            self._log_out_of_scope("prioritize", pod, len(names), started)
+            out.emit(lambda: self._base("prioritize", pod, ctx, mode, len(names), "out-of-scope", started))
             return replies.encode_host_priorities((n, 0) for n in names)
-        explain = log.isEnabledFor(logging.DEBUG)
-        if self.nodes is not None:
-            decision, positions, unknown = self.engine.prioritize_named(pod, names, self.nodes, ctx, explain=explain)
+        positions: Sequence[int] = range(len(names))
+        unknown: list[str] = []
+        if full is not None:
+            decision = self.engine.prioritize(pod, full, ctx)
+            self.candidates.remember(full)
+        elif self.nodes is not None:
+            decision, positions, unknown = self.engine.prioritize_named(pod, names, self.nodes, ctx)
         else:
             views, positions, unknown = self._without_cache(names)
-            decision = self.engine.prioritize(pod, views, ctx, memoize=True, explain=explain)
+            decision = self.engine.prioritize(pod, views, ctx, memoize=True)
+        scores, shadow = decision.scores, decision.shadow_scores
         if unknown:  # unknown nodes get the lowest score
 
-            def expand(scores: Sequence[int]) -> list[int]:
-                full = [0] * len(names)
-                for index, score in zip(positions, scores):
-                    full[index] = score
-                return full
+            def expand(known: Sequence[int]) -> list[int]:
+                every = [0] * len(names)
+                for index, score in zip(positions, known):
+                    every[index] = score
+                return every
 
-            shadow = {rule: expand(scores) for rule, scores in decision.shadow_scores.items()}
-            decision = ScoreDecision(True, expand(decision.scores), {}, shadow, decision.failures)
-        self._log_prioritize(pod, names, decision, started)
-        return replies.encode_host_priorities(zip(names, decision.scores))
+            scores, shadow = expand(scores), {rule: expand(column) for rule, column in shadow.items()}
+        reply = replies.encode_host_priorities(zip(names, scores))
+        self._prioritized(out, pod, ctx, mode, names, full, decision, scores, shadow, positions, len(unknown), started)
+        return reply
+
+    def _prioritized(  # noqa: PLR0913 - the call's facts, passed on to the record and its table
+        self, out: Emitter, pod: PodView, ctx: Context, mode: str, names: Sequence[str],
+        full: Sequence[NodeView] | None, d: ScoreDecision, scores: Sequence[int], shadow: Mapping[str, Sequence[int]],
+        positions: Sequence[int], unknown: int, started: float,
+    ) -> None:
+        def best_rules(best: int) -> dict[str, float]:
+            known = best if not unknown else (positions.index(best) if best in positions else -1)
+            return normalised_at(self.policy.priorities, d.raw, known, d.bounds) if known >= 0 else {}
+
+        out.emit(
+            lambda: records.prioritize_fields(
+                self._base("prioritize", pod, ctx, mode, len(names), "answered", started),
+                names, scores, best_rules, shadow, unknown, d.failures,
+            ),
+            always=bool(d.failures),
+            table=lambda: prioritize_table(
+                self.policy, pod, ctx, names, full if full is not None else self._views(names), scores, out.max_nodes
+            ),
+        )
+        warn_failures("prioritize", pod, d.failures)
 
     # -- preempt ------------------------------------------------------------------------
 
@@ -250,117 +301,94 @@ class ExtenderService:
             views, fetched = self.candidates.resolve(names)
             return views
 
-        decision = self.engine.preempt(
+        ctx = self._context(args.pod)
+        d = self.engine.preempt(
             args.pod,
             args.candidates,
             resolve,
-            self._context(args.pod),
+            ctx,
             unknown=self.options.preempt_unknown_nodes,
             memoize=True,  # every source's views are long-lived objects a verdict can be kept on
         )
-        self._log_preempt(args.pod, len(args.candidates), decision, fetched, started)
-        return replies.encode_preempt_reply(decision.kept)
+        reply = replies.encode_preempt_reply(d.kept)
+        mode = "names" if args.meta else "nodes"
+        outcome = "answered" if d.in_scope else "out-of-scope"
+        self.decisions.emit(
+            lambda: records.preempt_fields(
+                self._base("preempt", args.pod, ctx, mode, len(args.candidates), outcome, started),
+                d, fetched, self.decisions.max_nodes,
+            ),
+            always=bool(d.failures),
+        )
+        if d.unknown:
+            action = "kept" if self.options.preempt_unknown_nodes == "keep" else "dropped"
+            log.warning(
+                "preempt pod=%s/%s %s %d candidate(s) the extender knows nothing about "
+                "(--preempt-unknown-nodes %s): %s; %s",
+                args.pod.namespace, args.pod.name, action, len(d.unknown), self.options.preempt_unknown_nodes,
+                summarise_names(d.unknown), self.candidates.unknown_hint(),
+            )
+        warn_failures("preempt", args.pod, d.failures)
+        return reply
 
     # -- bind ---------------------------------------------------------------------------
 
     def bind(self, body: Body) -> bytes:
         """Answer ``ExtenderBindingArgs`` with ``ExtenderBindingResult``."""
+        started = time.perf_counter()
         args = wire.decode_binding_args(body)
-        where = f"pod={args.pod_namespace}/{args.pod_name} node={args.node}"
+        error = self._bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node)
+        pod = PodView(args.pod_name, args.pod_namespace, uid=args.pod_uid)
+        now = self.clock()
+        self.decisions.emit(
+            lambda: {
+                **records.base(
+                    "bind", pod, now, "names", self.policy.digest, 1, "error" if error else "answered", started
+                ),
+                "node": args.node,
+                "error": error,
+            },
+            always=bool(error),
+        )
+        return replies.encode_bind_reply(error)
+
+    def _bind(self, namespace: str, name: str, uid: str, node: str) -> str:
+        """The bind's error ("" when bound)."""
+        where = f"pod={namespace}/{name} node={node}"
         if not self.policy.bind_enabled:
             log.warning("bind refused, not enabled in the policy: %s", where)
-            return replies.encode_bind_reply(
+            return (
                 "bind is not configured on this extender (set bind.enabled: true in the policy), "
                 "or remove bindVerb from the KubeSchedulerConfiguration"
             )
         if self.binder is None:
             log.error("bind enabled but no Kubernetes API client is configured: %s", where)
-            return replies.encode_bind_reply(
-                "bind is enabled in the policy but the extender has no Kubernetes API access configured"
-            )
+            return "bind is enabled in the policy but the extender has no Kubernetes API access configured"
         try:
-            self.binder.bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node)
+            self.binder.bind(namespace, name, uid, node)
         except BindError as exc:
             log.warning("bind failed: %s: %s", where, exc)
-            return replies.encode_bind_reply(str(exc))
-        log.info("bound %s", where)
-        return replies.encode_bind_reply("")
+            return str(exc)
+        return ""
 
-    # -- decision log -------------------------------------------------------------------
+    # -- explain ------------------------------------------------------------------------
 
-    @staticmethod
-    def _elapsed(started: float) -> str:
-        return f"{(time.perf_counter() - started) * 1000:.2f}ms"
-
-    def _log_out_of_scope(self, verb: str, pod: PodView, count: int, started: float) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s pod=%s/%s out of policy scope: %d node(s) untouched took=%s",
-                verb, pod.namespace, pod.name, count, self._elapsed(started),
-            )
-
-    def _log_failures(self, verb: str, pod: PodView, failures: Sequence[RuleFailure]) -> None:
-        for f in failures:
-            log.warning(
-                "%s pod=%s/%s rule=%s raised on %d evaluation(s), %s: %s",
-                verb, pod.namespace, pod.name, f.rule, f.count, f.action, f.first_message,
-            )
-
-    def _log_filter(self, pod: PodView, count: int, d: FilterDecision, started: float) -> None:
-        log.info(
-            "filter pod=%s/%s nodes=%d passed=%d failed=%d unresolvable=%d took=%s",
-            pod.namespace, pod.name, count, len(d.passed), len(d.failed), len(d.unresolvable),
-            self._elapsed(started),
-        )
-        if log.isEnabledFor(logging.DEBUG) and (d.failed or d.unresolvable):
-            log.debug("filter pod=%s/%s rejected: %s", pod.namespace, pod.name, _names({**d.failed, **d.unresolvable}))
-        for rule, would in d.shadow_rejections.items():
-            log.info(
-                "shadow predicate=%s pod=%s/%s would reject %d/%d node(s)%s",
-                rule, pod.namespace, pod.name, len(would), count, f": {_names(dict(would))}" if would else "",
-            )
-        self._log_failures("filter", pod, d.failures)
-
-    def _log_prioritize(self, pod: PodView, names: Sequence[str], d: ScoreDecision, started: float) -> None:
-        if not log.isEnabledFor(logging.INFO):
-            return
-        best = d.scores.index(max(d.scores)) if d.scores else None
-        log.info(
-            "prioritize pod=%s/%s nodes=%d best=%s took=%s",
-            pod.namespace, pod.name, len(names),
-            f"{names[best]}:{d.scores[best]}" if best is not None else "-", self._elapsed(started),
-        )
-        if log.isEnabledFor(logging.DEBUG):
-            for rule, column in d.breakdown.items():
-                log.debug(
-                    "prioritize pod=%s/%s rule=%s normalised=%s", pod.namespace, pod.name, rule,
-                    ", ".join(f"{n}:{s:.1f}" for n, s in list(zip(names, column))[:_LOG_NODES]),
-                )
-        for rule, scores in d.shadow_scores.items():
-            changed = [n for n, a, b in zip(names, d.scores, scores) if a != b]
-            shadow_best = scores.index(max(scores)) if scores else None
-            log.info(
-                "shadow priority=%s pod=%s/%s would change %d/%d score(s); best would be %s",
-                rule, pod.namespace, pod.name, len(changed), len(names),
-                f"{names[shadow_best]}:{scores[shadow_best]}" if shadow_best is not None else "-",
-            )
-        self._log_failures("prioritize", pod, d.failures)
-
-    def _log_preempt(self, pod: PodView, count: int, d: PreemptDecision, fetched: int, started: float) -> None:
-        action = "kept" if self.options.preempt_unknown_nodes == "keep" else "dropped"
-        log.info(
-            "preempt pod=%s/%s candidates=%d kept=%d dropped=%d rejected=%d no_victims=%d unknown=%d (%s) "
-            "fetched=%d took=%s",
-            pod.namespace, pod.name, count, len(d.kept), count - len(d.kept), len(d.rejected),
-            len(d.without_victims), len(d.unknown), action, fetched, self._elapsed(started),
-        )
-        if d.unknown:
-            log.warning(
-                "preempt pod=%s/%s %s %d candidate(s) the extender knows nothing about "
-                "(--preempt-unknown-nodes %s): %s; %s",
-                pod.namespace, pod.name, action, len(d.unknown), self.options.preempt_unknown_nodes,
-                _names(list(d.unknown)), self.candidates.unknown_hint(),
-            )
-        if d.dropped and log.isEnabledFor(logging.DEBUG):
-            log.debug("preempt pod=%s/%s dropped: %s", pod.namespace, pod.name, _names(d.dropped))
-        self._log_failures("preempt", pod, d.failures)
+    def explain(self, body: Body, verb: ExplainVerb = "both", max_nodes: int = 0) -> Record:
+        """The decision record, with its table, of filter or prioritize on ``body`` (an
+        ``ExtenderArgs``), computed as the verb computes it but neither logged nor observed;
+        ``both``: ``{"filter": record, "prioritize": record of the nodes filter passed,
+        "winner": name or None}``. ``max_nodes`` bounds the table rows (0: every node)."""
+        if verb != "both":
+            capture = Capture(max_nodes)
+            (self._filter if verb == "filter" else self._prioritize)(body, capture)
+            return capture.record
+        filtered = Capture(max_nodes)
+        reply = json.loads(self._filter(body, filtered))
+        if reply.get("Error"):
+            return {"filter": filtered.record, "prioritize": None, "winner": None}
+        request = json.loads(bytes(body))
+        passed = {"Pod": request["Pod"], "Nodes": reply["Nodes"], "NodeNames": reply["NodeNames"]}
+        scored = Capture(max_nodes)
+        self._prioritize(json.dumps(passed).encode(), scored)
+        best = scored.record.get("best")
+        return {"filter": filtered.record, "prioritize": scored.record, "winner": best["node"] if best else None}

@@ -96,6 +96,16 @@ class Settings:
     #: a silent node, so a replica cut off for longer is taken out while healthy ones serve.
     cache_stale_seconds: float = 60.0
 
+    # -- decision records (README "Explaining decisions") --
+    #: one JSON line per verb call on logger extender.decisions: off, summary, or detail (adds
+    #: the nodes x rules table, which evaluates every rule on every node again)
+    decision_log: str = "summary"
+    #: fraction (0..1) of calls whose line is written; calls with rule failures or an error
+    #: answer always are, and observers (metrics, status) get every record
+    decision_sample: float = 1.0
+    #: node names a record lists per list, and table rows (exact counts are kept); 0: no bound
+    decision_max_nodes: int = 20
+
     @property
     def held_bytes_limit(self) -> int:
         """``max_held_bytes``, or twice the body limit when it is 0 (the default)."""
@@ -183,6 +193,12 @@ class Settings:
             )
         if not self.cache_stale_seconds > 0:
             problems.append(f"cache stale seconds {self.cache_stale_seconds}: must be greater than 0")
+        if self.decision_log not in ("off", "summary", "detail"):
+            problems.append(f"decision log {self.decision_log!r}: must be off, summary or detail")
+        if not 0 <= self.decision_sample <= 1:
+            problems.append(f"decision sample {self.decision_sample}: must be in 0..1")
+        if self.decision_max_nodes < 0:
+            problems.append(f"decision max nodes {self.decision_max_nodes}: must be 0 (no bound) or more")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

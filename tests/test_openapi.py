@@ -18,7 +18,7 @@ import pytest
 import schemathesis
 
 from extender.settings import Settings
-from tests.conftest import fixture_id, make_app, request_line, scheduler_fixtures
+from tests.conftest import fixture_id, make_app, request_line, scheduler_fixtures, verb_of
 from tests.live_server import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,12 +58,13 @@ def test_the_document_is_valid_openapi_and_lists_the_whole_api() -> None:
         ("/openapi.json", "get"),
         ("/readyz", "get"),
         ("/scheduler/bind", "post"),
+        ("/scheduler/explain", "post"),
         ("/scheduler/filter", "post"),
         ("/scheduler/preempt", "post"),
         ("/scheduler/prioritize", "post"),
         ("/version", "get"),
     ]
-    for verb in ("filter", "prioritize", "preempt", "bind"):
+    for verb in ("filter", "prioritize", "preempt", "bind", "explain"):
         responses = DOCUMENT["paths"][f"/scheduler/{verb}"]["post"]["responses"]
         assert sorted(responses) == ["200", "400", "405", "413", "415"]
     assert sorted(DOCUMENT["components"]["responses"]) == ["400", "404", "405", "413", "415"]
@@ -87,6 +88,14 @@ def test_recorded_requests_and_the_answers_to_them_validate(path: Path) -> None:
     assert problems(response_ref(target, "post", 200), json.loads(response.data)) == []
 
 
+@pytest.mark.parametrize("verb", ["filter", "prioritize", "both"])
+@pytest.mark.parametrize("path", [p for p in scheduler_fixtures() if verb_of(p) in ("filter", "prioritize")], ids=fixture_id)
+def test_explanations_of_recorded_requests_validate(path: Path, verb: str) -> None:
+    response = CLIENT.post(f"/scheduler/explain?verb={verb}", data=path.read_bytes())
+    assert response.status_code == 200, response.data
+    assert problems(response_ref("/scheduler/explain", "post", 200), json.loads(response.data)) == []
+
+
 def test_error_answers_validate() -> None:
     cases = [
         (CLIENT.post("/scheduler/filter", data=b"{"), "/scheduler/filter", "post"),
@@ -94,6 +103,9 @@ def test_error_answers_validate() -> None:
         (CLIENT.post("/scheduler/filter", data=b"{}", headers={"Content-Type": "text/plain"}), "/scheduler/filter", "post"),
         (make_app(None, Settings(max_body_bytes=10)).test_client().post("/scheduler/bind", data=b"{" * 11), "/scheduler/bind", "post"),
         (CLIENT.post("/healthz"), "/healthz", "get"),
+        (CLIENT.post("/scheduler/explain?verb=bind", data=b"{}"), "/scheduler/explain", "post"),
+        (CLIENT.post("/scheduler/explain", data=b"{"), "/scheduler/explain", "post"),
+        (CLIENT.delete("/scheduler/explain"), "/scheduler/explain", "post"),
     ]
     for response, path, method in cases:
         assert response.status_code in (400, 405, 413, 415)
@@ -120,6 +132,7 @@ def test_the_schemas_are_not_vacuous() -> None:
     assert problems("#/components/schemas/ExtenderArgs", {"Pod": {"metadata": {}}, "Nodes": [{"metadata": {}}]})
     assert problems("#/components/schemas/ExtenderBindingArgs", {"PodName": "p", "PodNamespace": "d", "PodUID": "", "Node": "n"})
     assert problems("#/components/schemas/Error", {"error": "x", "detail": 1})
+    assert problems("#/components/schemas/Explanation", {"filter": {"verb": "filter"}, "prioritize": None, "winner": None})
 
 
 # -- schemathesis against a live server ----------------------------------------------------------
@@ -171,6 +184,6 @@ def test_schemathesis_finds_nothing_wrong_with_the_live_server(live_server: str,
     report = json.loads((tmp_path / "report.json").read_text())
     cases = report["test_cases"]
     print(f"schemathesis: {cases['generated']} cases over {report['operations']['tested']} operations in {report['running_time']:.1f}s")
-    assert report["operations"]["tested"] == 7  # every operation but /openapi.json itself
+    assert report["operations"]["tested"] == 8  # every operation but /openapi.json itself
     assert cases["generated"] >= 1000 and cases["with_failures"] == 0 and cases["errored"] == 0
     assert report["failures"] == [] and report["errors"] == []

@@ -21,6 +21,7 @@ from extender.kube.candidates import startup_warning
 from extender.policy import load_policy_text
 from extender.settings import Settings
 from tests.conftest import SCHEDULER_VERSIONS, fixture, make_app
+from tests.records import decision_records, rejected_count
 from tests.test_server import free_port, wait_ready
 
 # The recorded pool labels: batch = node-00000, -00001, -00002, -00004; gpu = -00003, -00005,
@@ -82,8 +83,11 @@ def test_rejected_candidates_are_dropped_accepted_kept_and_unseen_ones_dropped(
     assert sorted(reply) == sorted(set(DB_1_NODES) & set(BATCH)) == ["node-00000", "node-00001", "node-00004"]
     victims = recorded_victims(version)
     assert {n: [p["UID"] for p in v["Pods"]] for n, v in reply.items()} == {n: victims[n] for n in reply}
-    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("preempt pod=default/urgent-1 "))
-    assert "candidates=8 kept=3 dropped=5 rejected=3 no_victims=0 unknown=2 (dropped) fetched=0" in line
+    (record,) = decision_records((r.getMessage() for r in caplog.records), "preempt")
+    assert record["pod"]["name"] == "urgent-1"
+    assert (record["nodes"], record["kept"], record["droppedCount"], rejected_count(record)) == (8, 3, 5, 3)
+    assert (record["unknown"], record["unknownKept"], record["fetched"]) == (2, False, 0)
+    assert {group["rule"] for group in record["rejected"]} == {"node-selector-policy"}
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.getMessage().startswith(
         "preempt pod=default/urgent-1 dropped 2 candidate(s) the extender knows nothing about "
@@ -239,5 +243,6 @@ def test_a_real_server_checks_preempt_candidates_against_nodes_an_earlier_filter
         assert process.wait(timeout=25) == 0
     text = log.read_text()
     assert text.count("preempt can only guess: without --node-cache") == 1, "warned once, by the master process"
-    assert "candidates=8 kept=0 dropped=8 rejected=0 no_victims=0 unknown=8 (dropped)" in text
-    assert "candidates=8 kept=3 dropped=5 rejected=3 no_victims=0 unknown=2 (dropped)" in text
+    first, second = decision_records(text.splitlines(), "preempt")
+    assert (first["kept"], first["droppedCount"], rejected_count(first), first["unknown"]) == (0, 8, 0, 8)
+    assert (second["kept"], second["droppedCount"], rejected_count(second), second["unknown"]) == (3, 5, 3, 2)

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import fixture, fixture_id, request_line, scheduler_fixtures, verb_of
+from tests.records import decision_records, rejected_count
 
 POLICY = """
 predicates:
@@ -161,5 +162,6 @@ def test_decision_log_and_graceful_shutdown(server: Server) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=25) == 0
     log = server.log.read_text()
-    assert "filter pod=default/db-1 nodes=6 passed=3 failed=0 unresolvable=3" in log
+    record = [r for r in decision_records(log.splitlines(), "filter") if r["pod"]["name"] == "db-1"][-1]
+    assert (record["nodes"], record["passed"], rejected_count(record), record["outcome"]) == (6, 3, 3, "answered")
     assert "Traceback" not in log

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from extender.engine.attribution import ReasonRules
+from extender.sdk.rules import Rejection
 
 #: what preempt does with a candidate it has no view of: keep it (kube-scheduler may evict
 #: its victims although the policy rejects the node) or drop it (no preemption there)
@@ -34,6 +37,11 @@ class FilterDecision:
     #: shadow rule name -> {node name: reason it would have been rejected}
     shadow_rejections: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     failures: Sequence[RuleFailure] = ()
+    #: every rejected node of ``failed`` and ``unresolvable``: (name, rejection, the enforced
+    #: rule that rejected it), for counting rejections per rule (decision records, metrics)
+    rejections: Sequence[tuple[str, Rejection, str]] = ()
+    #: the engine's reason -> rule registry: attributes ``failed``/``unresolvable`` by reason
+    reason_rules: ReasonRules | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,11 @@ class ScoreDecision:
     #: shadow rule name -> final scores per node had the rule been enforced
     shadow_scores: Mapping[str, Sequence[int]] = field(default_factory=dict)
     failures: Sequence[RuleFailure] = ()
+    #: rule name -> raw score per node (enforced rules; the columns the scores came from, kept
+    #: by reference: free). Entries may be None, NEUTRAL or a failure marker (see outcomes.FAILED)
+    raw: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    #: rule name -> (min, max) of its raw column, when every entry is a number (else empty)
+    bounds: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,8 @@ class PreemptDecision:
     kept: Mapping[str, Victims]
     #: candidates the enforced predicates reject: the first rejection's reason
     rejected: Mapping[str, str] = field(default_factory=dict)
+    #: the same candidates: the enforced rule that rejected each
+    rejected_by: Mapping[str, str] = field(default_factory=dict)
     #: candidates the scheduler proposed no victims on (kube-scheduler refuses those back)
     without_victims: Sequence[str] = ()
     #: candidates with victims that could not be evaluated (no view of the node anywhere);

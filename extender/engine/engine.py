@@ -21,6 +21,7 @@ from extender.engine.decisions import (
     Victims,
 )
 from extender.engine.model import ConfiguredRule, Policy
+from extender.engine.attribution import ReasonRules
 from extender.engine.failures import Failures as _Failures
 from extender.engine.failures import error_rejection as _error_rejection
 from extender.engine.memo import expiry as _expiry
@@ -31,8 +32,6 @@ from extender.engine.outcomes import PASS as _PASS
 from extender.engine.outcomes import Active, R, Verdict, columns, filter_decision, score_decision
 from extender.sdk.rules import NEUTRAL, Context, Rejection
 from extender.view import NodeView, PodView
-
-
 
 
 class NodesByName(Protocol):
@@ -53,6 +52,8 @@ class Engine:
         # Memo keys carry this token: node views outlive engines (tests, policy changes).
         self._token = object()
         self._named = NamedVerdicts()
+        #: which rule gave each rejection reason (records count rejections per rule with it)
+        self._reasons = ReasonRules()
 
     def forget_node(self, name: str | None) -> None:
         """The node cache changed node ``name`` (None: it relisted): what
@@ -107,7 +108,7 @@ class Engine:
         enforced = self._active(self._predicates, pod, ctx, failures)
         shadows = self._active(self._shadow_predicates, pod, ctx, failures)
         verdicts = self._verdicts(enforced, shadows, pod, nodes, ctx, failures, memoize)
-        return filter_decision(verdicts, lambda: [node.name for node in nodes], shadows, failures)
+        return filter_decision(verdicts, lambda: [node.name for node in nodes], shadows, failures, self._reasons)
 
     def filter_named(
         self, pod: PodView, names: Sequence[str], nodes: NodesByName, ctx: Context
@@ -130,7 +131,7 @@ class Engine:
 
         verdicts, positions, unknown = self._by_name(key, names, nodes, ctx, evaluate)
         known = (lambda: [names[i] for i in positions]) if unknown else (lambda: names)
-        return filter_decision(verdicts, known, shadows, failures), positions, unknown
+        return filter_decision(verdicts, known, shadows, failures, self._reasons), positions, unknown
 
     def _by_name(
         self,
@@ -201,26 +202,29 @@ class Engine:
         failures: _Failures,
         until: bool,
     ) -> tuple[Verdict, float]:
-        rejection, expires = self._first_rejection(enforced, pod, node, ctx, failures, until)
+        rejection, rule, expires = self._first_rejection(enforced, pod, node, ctx, failures, until)
+        if rejection is not None:
+            self._reasons.note(rule, rejection)
         if not shadows:  # the usual verdicts are shared objects: decisions count them by identity
-            return (_PASS if rejection is None else (rejection, ())), expires
+            return (_PASS if rejection is None else (rejection, (), rule)), expires
         shadow_verdicts = []
         for shadow in shadows:
-            verdict, shadow_expires = self._first_rejection([shadow], pod, node, ctx, failures, until)
+            verdict, _, shadow_expires = self._first_rejection([shadow], pod, node, ctx, failures, until)
             shadow_verdicts.append(verdict)
             expires = min(expires, shadow_expires)
-        return (rejection, tuple(shadow_verdicts)), expires
+        return (rejection, tuple(shadow_verdicts), rule), expires
 
     @staticmethod
     def _first_rejection(
         rules: Active[Any], pod: PodView, node: NodeView, ctx: Context, failures: _Failures, until: bool
-    ) -> tuple[Rejection | None, float]:
-        """The first rule's rejection and, if ``until``, until when that verdict holds (the
-        earliest ``valid_until`` of the rules that were evaluated)."""
+    ) -> tuple[Rejection | None, str, float]:
+        """The first rule's rejection, that rule's name ("" if none rejected) and, if
+        ``until``, until when that verdict holds (the earliest ``valid_until`` of the rules
+        that were evaluated)."""
         expires = math.inf
         for rule, forced in rules:
             if forced is not None:
-                return forced, expires
+                return forced, rule.name, expires
             try:
                 rejection = rule.rule.filter(pod, node, ctx)
             except Exception as exc:  # a rule bug or odd node data must not fail the request
@@ -231,8 +235,8 @@ class Engine:
                 if until:
                     expires = min(expires, _expiry(rule.rule, pod, node, ctx))
             if rejection is not None:
-                return rejection, expires
-        return None, expires
+                return rejection, rule.name, expires
+        return None, "", expires
 
     # -- prioritize ---------------------------------------------------------------------
 
@@ -361,12 +365,14 @@ class Engine:
         known = [(name, view) for name, view in zip(names, views) if view is not None]
         unknown_names = [name for name, view in zip(names, views) if view is None]
         verdicts = self._verdicts(enforced, [], pod, [view for _, view in known], ctx, failures, memoize)
-        rejected = {name: r.reason for (name, _), (r, _) in zip(known, verdicts) if r is not None}
+        rejected = {name: r.reason for (name, _), (r, _, _) in zip(known, verdicts) if r is not None}
+        rejected_by = {name: rule for (name, _), (r, _, rule) in zip(known, verdicts) if r is not None}
         left_out = set(rejected) if unknown == "keep" else {*rejected, *unknown_names}
         return PreemptDecision(
             in_scope=in_scope,
             kept={name: victims for name, victims in with_victims.items() if name not in left_out},
             rejected=rejected,
+            rejected_by=rejected_by,
             without_victims=without_victims,
             unknown=unknown_names,
             unknown_kept=unknown == "keep",

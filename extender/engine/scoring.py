@@ -91,8 +91,11 @@ def score_columns(
     error_scores: Sequence[float],
     failed: object,
     node_count: int,
+    bounds: list[tuple[Any, Any]] | None = None,
 ) -> list[int]:
     """Normalise each priority's raw column and combine them: the final 0..10 scores.
+    ``bounds`` gets each column's (min, max) when every column is all numbers (to explain
+    a node's normalised scores without another pass).
 
     When every node has a value in every column (the usual case) this is one pass: the
     weighted average of min-max normalised columns is linear in the raw scores,
@@ -110,6 +113,8 @@ def score_columns(
             return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
         if low is None or low is failed or low is NEUTRAL or high is NEUTRAL:  # e.g. a one-node column
             return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
+        if bounds is not None:
+            bounds.append((low, high))
         if high == low:
             offset += MAX_SCORE * weight / total_weight  # every node gets 10
         else:

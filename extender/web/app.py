@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from extender.decisions import DecisionLogOptions, Observer
 from extender.engine import Policy
 from extender.kube.cluster import ClusterOptions, ClusterState
 from extender.kube.config import load_config
@@ -105,6 +106,16 @@ def build_sources(policy: Policy, cluster: ClusterState | None, seen: SeenNodes 
     return build_load(policy, node_lister(cluster, seen), client if cluster is not None else None)
 
 
+def decision_log_options(settings: Settings) -> DecisionLogOptions:
+    """The settings' ``--decision-*`` flags."""
+    level = settings.decision_log
+    return DecisionLogOptions(
+        level="off" if level == "off" else "detail" if level == "detail" else "summary",
+        sample=settings.decision_sample,
+        max_nodes=settings.decision_max_nodes,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -113,6 +124,7 @@ def create_app(
     cluster: ClusterState | None = None,
     readiness: Readiness | None = None,
     draining: Callable[[], bool] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Flask:
     """Build the WSGI app.
 
@@ -122,7 +134,8 @@ def create_app(
     cluster state is built (unless given) and started: call this in the serving process.
     ``draining`` says when the server has been told to stop: ``/readyz`` then answers 503
     while in-flight requests finish. Raises :class:`~extender.policy.PolicyError` on an
-    invalid policy.
+    invalid policy. ``observers`` get every call's decision record (see
+    :class:`~extender.decisions.DecisionLog`) when the service is built here.
     """
     settings = settings or Settings.from_env()
     health: Health = _no_caches
@@ -147,6 +160,8 @@ def create_app(
                 placements=cluster.binds if cluster else None,
             ),
             pod_requests=cluster.binds.requests if cluster and cluster.binder and cluster.binds else None,
+            decision_log=decision_log_options(settings),
+            observers=observers,
         )
     if cluster is not None:
         cluster.start()

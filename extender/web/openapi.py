@@ -179,6 +179,63 @@ def _probe_schemas() -> JSONType:
     }
 
 
+def _decision_schemas() -> JSONType:
+    """POST {prefix}/explain's answer: decision records (README "Explaining decisions")."""
+    record = {
+        "type": "object",
+        "description": "What the extender decided on one call, and why (the decision record).",
+        "properties": {
+            "verb": {"enum": ["filter", "prioritize", "preempt", "bind"]},
+            "time": {"type": "string"},
+            "pod": _strict({"namespace": {"type": "string"}, "name": {"type": "string"}, "uid": {"type": "string"}}),
+            "mode": {"enum": ["names", "nodes"]},
+            "policy": {"type": "string"},
+            "nodes": {"type": "integer", "minimum": 0},
+            "outcome": {"enum": ["answered", "out-of-scope", "error"]},
+            "tookMs": {"type": "number", "minimum": 0},
+            "passed": {"type": "integer", "minimum": 0},
+            "rejected": {"type": "array", "items": {"type": "object", "required": ["rule", "reason", "count", "nodes"]}},
+            "best": _nullable({"type": "object", "required": ["node", "score", "rules"]}),
+            "table": {"type": "object", "required": ["rules", "rows", "truncated"]},
+        },
+        "required": ["verb", "time", "pod", "mode", "policy", "nodes", "outcome", "tookMs"],
+    }
+    both = _strict(
+        {
+            "filter": _ref("DecisionRecord"),
+            "prioritize": _nullable(_ref("DecisionRecord")),
+            "winner": _nullable({"type": "string"}),
+        }
+    )
+    return {"DecisionRecord": record, "Explanation": {"anyOf": [_ref("DecisionRecord"), both]}}
+
+
+def _explain() -> JSONType:
+    return {
+        "post": {
+            "summary": "explain filter and/or prioritize of a request: every rule on every node",
+            "operationId": "explain",
+            "parameters": [
+                {
+                    "name": "verb",
+                    "in": "query",
+                    "required": False,
+                    "description": "filter, prioritize, or both (default): filter, then prioritize of the nodes it passed.",
+                    "schema": {"enum": ["filter", "prioritize", "both"]},
+                }
+            ],
+            "requestBody": {"required": True, "content": _json_content(_ref("ExtenderArgs"))},
+            "responses": {
+                "200": {
+                    "description": "The decision record with its table (both: one per verb, and the winner).",
+                    "content": _json_content(_ref("Explanation")),
+                },
+                **_errors("400", "405", "413", "415"),
+            },
+        }
+    }
+
+
 _ERRORS = {
     "400": "The body is not a valid request; the message names the field and the problem.",
     "404": "No such path.",
@@ -221,7 +278,7 @@ def openapi_document(prefix: str) -> JSONType:
     """The OpenAPI 3.1 document of this server with the verbs under ``prefix`` (normalised:
     one leading slash, no trailing one, ``""`` for the root)."""
     pod, node, objects = object_schemas(_REF)
-    schemas = {**objects, **_protocol_schemas(pod, node), **_probe_schemas()}
+    schemas = {**objects, **_protocol_schemas(pod, node), **_probe_schemas(), **_decision_schemas()}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -246,6 +303,7 @@ def openapi_document(prefix: str) -> JSONType:
                 "bind the pod to the node", "ExtenderBindingArgs", "ExtenderBindingResult",
                 "Error is empty on success.",
             ),
+            f"{prefix}/explain": _explain(),
             "/healthz": _get("healthz", "Alive; the caches' sizes and ages, the metric sources' state.", "Health"),
             "/readyz": _get(
                 "readyz", "Ready to answer.", "Readiness",

@@ -40,6 +40,17 @@ def verbs_blueprint(endpoint: VerbEndpoint) -> Blueprint:
     """``POST {prefix}/{filter,prioritize,preempt,bind}``, answered by ``endpoint``."""
     bp = Blueprint("verbs", __name__, url_prefix=endpoint.url_prefix or None)
 
+    @bp.route("/explain", methods=["POST"])
+    def explain() -> Response:
+        """Not a kube-scheduler verb: a person's question, answered through Flask only (the
+        worker's fast path takes the paths of :data:`VERBS` alone)."""
+        verb = request.args.get("verb", "both")
+        unsupported = unsupported_content_type(request.environ.get("CONTENT_TYPE"))
+        if unsupported:
+            return json_error(415, f"explain: {unsupported}")
+        status, body = endpoint.explain(verb, None, read_body(request, endpoint.max_body_bytes))
+        return _json(body, status)
+
     @bp.route("/<path:verb>", methods=["POST"])
     def call_verb(verb: str) -> Response:
         if verb not in VERBS:
@@ -53,6 +64,10 @@ def verbs_blueprint(endpoint: VerbEndpoint) -> Blueprint:
 
     @bp.route("/<path:verb>", methods=_WRONG_METHODS)
     def wrong_method(verb: str) -> Response:
+        if verb == "explain":
+            response = json_error(405, "explain takes POST with a filter/prioritize body (kube-scheduler's ExtenderArgs)")
+            response.headers["Allow"] = "POST"
+            return response
         if verb not in VERBS:
             return json_error(404, f"unknown verb {verb!r}: this extender serves {', '.join(VERBS)}")
         response = json_error(405, f"{verb} takes POST with a JSON body (kube-scheduler's {_ARGS[verb]})")

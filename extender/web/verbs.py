@@ -17,11 +17,14 @@ from typing import Any
 from werkzeug.http import parse_options_header
 
 from extender.codec.common import Body, WireError, encode_json
+from extender.decisions.log import encode_record
 from extender.service import ExtenderService
 
 log = logging.getLogger("extender.http")
 
 VERBS = ("filter", "prioritize", "preempt", "bind")
+#: what ``POST {prefix}/explain?verb=`` takes (not a kube-scheduler verb: never on the fast path)
+EXPLAIN_VERBS = ("filter", "prioritize", "both")
 JSON = "application/json"
 #: verbs that only compute (no API calls): the serving worker may answer them in its event loop
 PURE_VERBS = frozenset({"filter", "prioritize"})
@@ -82,3 +85,22 @@ class VerbEndpoint:
         except Exception as exc:  # noqa: BLE001 - a bug, not bad input: answered, never fatal
             log.exception("internal error on POST %s/%s", self.url_prefix, verb)
             return 500, error_body(f"internal error: {type(exc).__name__}; see the extender's log")
+
+    def explain(self, verb: str, content_type: str | None, body: Body) -> tuple[int, bytes]:
+        """Status and JSON body for ``POST {prefix}/explain?verb=``: the decision record of
+        filter or prioritize on an ``ExtenderArgs`` body, with its table of every node (or
+        both verbs, see :meth:`ExtenderService.explain`); bad input is a 4xx naming it."""
+        if verb not in EXPLAIN_VERBS:
+            return 400, error_body(f"explain: verb {verb!r}: must be one of {', '.join(EXPLAIN_VERBS)}")
+        unsupported = unsupported_content_type(content_type)
+        if unsupported:
+            return 415, error_body(f"explain: {unsupported}")
+        try:
+            record = self.service.explain(body, "filter" if verb == "filter" else "prioritize" if verb == "prioritize" else "both")
+        except WireError as exc:
+            log.info("rejected explain request: %s", exc)
+            return 400, error_body(f"explain: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug, not bad input: answered, never fatal
+            log.exception("internal error on POST %s/explain", self.url_prefix)
+            return 500, error_body(f"internal error: {type(exc).__name__}; see the extender's log")
+        return 200, encode_record(record)

@@ -22,6 +22,7 @@ from extender.settings import Settings
 from extender.web import create_app
 from tests.conftest import eventually, fixture
 from tests.kube.fake_apiserver import FakeApiServer
+from tests.records import decision_records, rejected_count
 from tests.test_server import free_port, wait_ready
 
 # The recorded cluster's gpu pool: node-00003, -00005, -00006, -00007.
@@ -133,7 +134,9 @@ def test_preempt_drops_candidates_the_predicates_reject_and_those_the_cache_miss
     # be checked and, by default (--preempt-unknown-nodes drop), is not offered for preemption
     with caplog.at_level("INFO", logger="extender.decisions"):
         assert names_mode_preempt(client, ["node-00001", "node-00003", "node-00099"]) == ["node-00003"]
-    assert "candidates=3 kept=1 dropped=2 rejected=1 no_victims=0 unknown=1 (dropped)" in caplog.text
+    (record,) = decision_records((r.getMessage() for r in caplog.records), "preempt")
+    assert (record["nodes"], record["kept"], record["droppedCount"], rejected_count(record)) == (3, 1, 2, 1)
+    assert (record["mode"], record["unknown"], record["unknownKept"]) == ("names", 1, False)
     assert "node-00099; they are not in the node cache" in caplog.text
 
 

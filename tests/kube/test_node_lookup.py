@@ -27,6 +27,7 @@ from extender.settings import Settings
 from extender.web import create_app
 from tests.conftest import fixture
 from tests.kube.fake_apiserver import FakeApiServer
+from tests.records import decision_records, rejected_count
 from tests.test_preempt import BATCH, POLICY
 
 VERSION = "kube-scheduler-v1.30"
@@ -165,7 +166,9 @@ def test_full_node_preempt_fetches_unseen_candidates_then_remembers_them(
         with caplog.at_level(logging.INFO, logger="extender.decisions"):
             assert preempt(client) == BATCH
         assert node_gets(apiserver) == ["node-00002", "node-00005"], "only what the filter request did not carry"
-        assert "kept=4 dropped=4 rejected=4 no_victims=0 unknown=0 (dropped) fetched=2" in caplog.text
+        (record,) = decision_records((r.getMessage() for r in caplog.records), "preempt")
+        assert (record["kept"], record["droppedCount"], rejected_count(record)) == (4, 4, 4)
+        assert (record["unknown"], record["fetched"]) == (0, 2)
         apiserver.requests.clear()
         assert preempt(client) == BATCH
         assert node_gets(apiserver) == [], "fetched nodes joined the seen nodes"
@@ -179,7 +182,8 @@ def test_candidates_the_api_cannot_return_are_unknown(apiserver: FakeApiServer, 
     try:
         with caplog.at_level(logging.INFO):
             assert len(preempt(client)) == 8, "unknown, and kept as configured"
-        assert "unknown=8 (kept) fetched=0" in caplog.text
+        (record,) = decision_records((r.getMessage() for r in caplog.records), "preempt")
+        assert (record["unknown"], record["unknownKept"], record["fetched"]) == (8, True, 0)
         assert "the API lookup could not fetch them" in caplog.text
     finally:
         cluster.stop()
