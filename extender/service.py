@@ -32,6 +32,7 @@ from extender.kube.candidates import CandidateNodes, NodeFetcher
 from extender.kube.seen import SeenNodes
 from extender.measured import NO_LOAD, LoadView
 from extender.sdk.rules import Context
+from extender.telemetry import metrics
 from extender.view import NodeView, PodView
 
 log = logging.getLogger("extender.decisions")
@@ -136,6 +137,7 @@ class ExtenderService:
         """Answer ``ExtenderArgs`` with ``ExtenderFilterResult``."""
         started = time.perf_counter()
         args = wire.decode_extender_args(body)
+        metrics.note_nodes(len(args.node_items) if args.node_items is not None else len(args.node_names or ()))
         pod = args.pod
         ctx = self._context(pod)
         if args.node_items is not None:
@@ -162,6 +164,7 @@ class ExtenderService:
             # (A cache that synced and then lost the API server keeps answering below, from
             # its last state; readiness takes the replica out of the Service meanwhile.)
             log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
+            metrics.note_error_answer()
             return replies.encode_filter_reply(error=NOT_SYNCED_ERROR)
         if self.nodes is not None:
             decision, positions, unknown = self.engine.filter_named(pod, names, self.nodes, ctx)
@@ -197,6 +200,7 @@ class ExtenderService:
         """Answer ``ExtenderArgs`` with a ``HostPriorityList`` (bare array, ints 0..10)."""
         started = time.perf_counter()
         args = wire.decode_scoring_args(body)
+        metrics.note_nodes(len(args.nodes) if args.nodes is not None else len(args.node_names or ()))
         pod = args.pod
         ctx = self._context(pod)
         if args.nodes is not None:
@@ -243,6 +247,7 @@ class ExtenderService:
         """
         started = time.perf_counter()
         args = wire.decode_preemption_args(body)
+        metrics.note_nodes(len(args.candidates))
         fetched = 0
 
         def resolve(names: Sequence[str]) -> Sequence[NodeView | None]:
@@ -269,12 +274,14 @@ class ExtenderService:
         where = f"pod={args.pod_namespace}/{args.pod_name} node={args.node}"
         if not self.policy.bind_enabled:
             log.warning("bind refused, not enabled in the policy: %s", where)
+            metrics.bind_answered("not-enabled")
             return replies.encode_bind_reply(
                 "bind is not configured on this extender (set bind.enabled: true in the policy), "
                 "or remove bindVerb from the KubeSchedulerConfiguration"
             )
         if self.binder is None:
             log.error("bind enabled but no Kubernetes API client is configured: %s", where)
+            metrics.bind_answered("no-api-access")
             return replies.encode_bind_reply(
                 "bind is enabled in the policy but the extender has no Kubernetes API access configured"
             )
@@ -282,8 +289,10 @@ class ExtenderService:
             self.binder.bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node)
         except BindError as exc:
             log.warning("bind failed: %s: %s", where, exc)
+            metrics.bind_answered("failed")
             return replies.encode_bind_reply(str(exc))
         log.info("bound %s", where)
+        metrics.bind_answered("bound")
         return replies.encode_bind_reply("")
 
     # -- decision log -------------------------------------------------------------------

@@ -96,6 +96,11 @@ class Settings:
     #: a silent node, so a replica cut off for longer is taken out while healthy ones serve.
     cache_stale_seconds: float = 60.0
 
+    # -- metrics (area: metrics) --
+    #: directory for files the workers share (``<dir>/metrics``: Prometheus multiprocess
+    #: files, emptied at start); None: a fresh private one (under /dev/shm), removed at exit
+    runtime_dir: str | None = None
+
     @property
     def held_bytes_limit(self) -> int:
         """``max_held_bytes``, or twice the body limit when it is 0 (the default)."""
