@@ -143,7 +143,6 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"extender: refusing to start: runtime directory: {exc}", file=sys.stderr)
         return 1
-    logging.getLogger("extender").info("runtime directory %s (workers' metrics in %s)", runtime_dir.path, runtime_dir.metrics)
     try:
         return _serve_in(replace(settings, runtime_dir=str(runtime_dir.path)))
     finally:
@@ -186,6 +185,7 @@ def _serve_in(settings: Settings) -> int:
         __version__, policy.source, policy.digest, scheme, settings.host, settings.port, settings.normalised_prefix,
         " (client certificates required)" if settings.tls_client_ca else "",
     )
+    logging.getLogger("extender").info("runtime directory %s (workers' metrics in its metrics/)", settings.runtime_dir)
     ExtenderServer(settings).run()
     return 0
 

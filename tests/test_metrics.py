@@ -214,8 +214,9 @@ def test_rule_seconds_policy_reloads_and_sources() -> None:
     assert sample("extender_policy_reloads_total", outcome="failure") == failed + 1
 
     errors = sample("extender_source_fetch_errors_total", source="prom")
-    metrics.source_fetched("prom", True, 1000.0, 990.0)
-    metrics.source_fetched("prom", False, 1030.0, 990.0)
+    metrics.source_fetched("prom", True, 1000.0, 990.0, 120.0)
+    metrics.source_fetched("prom", False, 1030.0, 990.0, 120.0)
     assert sample("extender_source_fetch_errors_total", source="prom") == errors + 1
     assert sample("extender_source_last_success_timestamp_seconds", source="prom") == 1000.0
     assert sample("extender_source_newest_sample_timestamp_seconds", source="prom") == 990.0
+    assert sample("extender_source_max_age_seconds", source="prom") == 120.0

@@ -92,6 +92,12 @@ SOURCE_NEWEST = Gauge(
     ["source"],
     multiprocess_mode="livemin",
 )
+SOURCE_MAX_AGE = Gauge(
+    "extender_source_max_age_seconds",
+    "A metric source's maxAge: older samples are stale and rules apply their onStale.",
+    ["source"],
+    multiprocess_mode="livemax",
+)
 POLICY_RELOADS = Counter("extender_policy_reloads", "Policy reloads, by outcome (success, failure).", ["outcome"])
 POLICY_INFO = Gauge(
     "extender_policy_info", "1 for the digest of the policy a live worker serves.", ["digest"], multiprocess_mode="livemax"
@@ -101,7 +107,7 @@ POLICY_INFO = Gauge(
 ALL = (
     REQUEST_SECONDS, REQUEST_NODES, REQUEST_BYTES, RULE_SECONDS, REJECTIONS, SHADOW_REJECTIONS, DECISIONS, BINDS,
     CACHE_OBJECTS, CACHE_UPDATED, CACHE_CONNECTED, CACHE_RELISTS, CACHE_WATCH_ERRORS, SOURCE_FETCHES, SOURCE_ERRORS,
-    SOURCE_SUCCESS, SOURCE_NEWEST, POLICY_RELOADS, POLICY_INFO,
+    SOURCE_SUCCESS, SOURCE_NEWEST, SOURCE_MAX_AGE, POLICY_RELOADS, POLICY_INFO,
 )  # fmt: skip
 
 
@@ -217,10 +223,11 @@ def cache_watch_error(cache: str) -> None:
     CACHE_WATCH_ERRORS.labels(cache).inc()
 
 
-def source_fetched(source: str, ok: bool, at: float, newest_sample: float | None) -> None:
+def source_fetched(source: str, ok: bool, at: float, newest_sample: float | None, max_age: float) -> None:
     """A metric source's fetch ended at POSIX time ``at``; ``newest_sample``: the newest
-    sample's timestamp it holds now (None: it holds none)."""
+    sample's timestamp it holds now (None: it holds none); ``max_age``: its maxAge."""
     SOURCE_FETCHES.labels(source).inc()
+    SOURCE_MAX_AGE.labels(source).set(max_age)
     if ok:
         SOURCE_SUCCESS.labels(source).set(at)
     else:
