@@ -201,8 +201,10 @@ def bind_answered(outcome: str) -> None:
 
 def cache_listed(cache: str, objects: int, at: float, relist: bool) -> None:
     """A watch cache completed a list of ``objects`` at POSIX time ``at``."""
+    relists = CACHE_RELISTS.labels(cache)  # from 0, so rate() and increase() see the first
     if relist:
-        CACHE_RELISTS.labels(cache).inc()
+        relists.inc()
+    CACHE_WATCH_ERRORS.labels(cache)
     CACHE_OBJECTS.labels(cache).set(objects)
     CACHE_UPDATED.labels(cache).set(at)
 
@@ -228,10 +230,11 @@ def source_fetched(source: str, ok: bool, at: float, newest_sample: float | None
     sample's timestamp it holds now (None: it holds none); ``max_age``: its maxAge."""
     SOURCE_FETCHES.labels(source).inc()
     SOURCE_MAX_AGE.labels(source).set(max_age)
+    errors = SOURCE_ERRORS.labels(source)  # from 0, so the error ratio is 0 rather than absent
     if ok:
         SOURCE_SUCCESS.labels(source).set(at)
     else:
-        SOURCE_ERRORS.labels(source).inc()
+        errors.inc()
     if newest_sample is not None:
         SOURCE_NEWEST.labels(source).set(newest_sample)
 
