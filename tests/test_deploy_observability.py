@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from extender.telemetry import metrics
-from tests.conftest import eventually, fixture, make_app
+from tests.conftest import eventually, make_app
 from tests.kube.fake_apiserver import FakeApiServer
 from tests.kube.live import live_extender, write_kubeconfig
 from tests.kube.test_cache_metrics import LOAD_RULE, SOURCES

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +221,15 @@ def test_rule_seconds_policy_reloads_and_sources() -> None:
     assert sample("extender_source_last_success_timestamp_seconds", source="prom") == 1000.0
     assert sample("extender_source_newest_sample_timestamp_seconds", source="prom") == 990.0
     assert sample("extender_source_max_age_seconds", source="prom") == 120.0
+
+
+def test_serve_refuses_a_runtime_directory_it_cannot_make(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "extender", "serve", "--runtime-dir", str(blocker / "runtime")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("extender: refusing to start: runtime directory: ")
+    assert str(blocker / "runtime") in result.stderr
