@@ -55,6 +55,7 @@ def test_the_document_is_valid_openapi_and_lists_the_whole_api() -> None:
     assert DOCUMENT["openapi"] == "3.1.0"
     assert sorted((path, method) for path, item in DOCUMENT["paths"].items() for method in item) == [
         ("/healthz", "get"),
+        ("/metrics", "get"),
         ("/openapi.json", "get"),
         ("/readyz", "get"),
         ("/scheduler/bind", "post"),
@@ -171,6 +172,6 @@ def test_schemathesis_finds_nothing_wrong_with_the_live_server(live_server: str,
     report = json.loads((tmp_path / "report.json").read_text())
     cases = report["test_cases"]
     print(f"schemathesis: {cases['generated']} cases over {report['operations']['tested']} operations in {report['running_time']:.1f}s")
-    assert report["operations"]["tested"] == 7  # every operation but /openapi.json itself
+    assert report["operations"]["tested"] == 8  # every operation but /openapi.json itself
     assert cases["generated"] >= 1000 and cases["with_failures"] == 0 and cases["errored"] == 0
     assert report["failures"] == [] and report["errors"] == []
