@@ -113,6 +113,7 @@ class Reflector(Generic[T]):
 
     def start(self) -> None:
         if self._thread is None:
+            metrics.cache_connected(self.name, False)  # until the first list page arrives
             self._thread = threading.Thread(target=self.run, name=f"reflector-{self.name}", daemon=True)
             self._thread.start()
 

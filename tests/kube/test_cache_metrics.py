@@ -7,11 +7,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
+from extender.kube.client import Backoff, KubeClient
+from extender.kube.config import ClusterConfig, StaticToken
+from extender.kube.reflector import Reflector
+from extender.kube.stores import NodeStore
 from tests.conftest import eventually, fixture
 from tests.kube.fake_apiserver import FakeApiServer
 from tests.kube.live import live_extender, write_kubeconfig
 from tests.kube.test_names_mode import POLICY
 from tests.test_metrics import scrape, value
+from tests.test_server import free_port
 
 #: POLICY plus a metrics-server source (refreshed every second) a rule reads
 SOURCES = """
@@ -81,3 +88,17 @@ def test_cache_source_and_bind_metrics_follow_the_api_server(tmp_path: Path) -> 
             assert value(samples, "extender_request_duration_seconds_count", verb="bind", outcome="ok") == 1
     finally:
         apiserver.stop()
+
+
+def test_a_cache_that_never_reached_the_api_server_reports_disconnected() -> None:
+    # in process (one registry): a reflector named apart from the live tests' "nodes"
+    client = KubeClient(ClusterConfig(server=f"http://127.0.0.1:{free_port()}", token_source=StaticToken("t")), timeout=1, retries=0)
+    reflector = Reflector("unreachable", client, "/api/v1/nodes", store=NodeStore(), decode=NodeStore.decode,
+                          backoff=Backoff(base=0.01, cap=0.05))  # fmt: skip
+    reflector.start()
+    try:
+        assert REGISTRY.get_sample_value("extender_cache_connected", {"cache": "unreachable"}) == 0
+        eventually(lambda: (REGISTRY.get_sample_value("extender_cache_watch_errors_total", {"cache": "unreachable"}) or 0) >= 2)
+        assert REGISTRY.get_sample_value("extender_cache_objects", {"cache": "unreachable"}) is None  # never listed
+    finally:
+        reflector.stop()
