@@ -121,10 +121,17 @@ class _Call(threading.local):
 
 
 _call = _Call()
-#: the labelled children of the request histograms, looked up once (labels() takes a lock)
-_seconds: dict[tuple[str, str], Any] = {}
-_bytes: dict[str, Any] = {}
-_nodes: dict[str, Any] = {}
+#: labelled children by (metric, *label values), looked up once: labels() takes a lock and
+#: builds a tuple on every call, and these run once or more per verb call
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def begin_call() -> None:
@@ -150,19 +157,10 @@ def end_call(verb: str, outcome: str, seconds: float, body_bytes: int) -> None:
     call = _call
     if outcome == OK and call.error_answer:
         outcome = ERROR_ANSWER
-    timing = _seconds.get((verb, outcome))
-    if timing is None:
-        timing = _seconds[verb, outcome] = REQUEST_SECONDS.labels(verb, outcome)
-    timing.observe(seconds)
-    size = _bytes.get(verb)
-    if size is None:
-        size = _bytes[verb] = REQUEST_BYTES.labels(verb)
-    size.observe(body_bytes)
+    _child(REQUEST_SECONDS, verb, outcome).observe(seconds)
+    _child(REQUEST_BYTES, verb).observe(body_bytes)
     if call.nodes >= 0:
-        nodes = _nodes.get(verb)
-        if nodes is None:
-            nodes = _nodes[verb] = REQUEST_NODES.labels(verb)
-        nodes.observe(call.nodes)
+        _child(REQUEST_NODES, verb).observe(call.nodes)
 
 
 # -- decisions and rules ----------------------------------------------------------------------
@@ -171,28 +169,29 @@ def observe_decision(record: Mapping[str, Any]) -> None:
     """Count a decision record (the shape of the decisions contract): its ``rejected``
     entries by ``verb``, ``rule``, ``reason`` and ``count``, its ``shadow`` entries'
     ``wouldReject``, and the record itself by ``verb`` and ``outcome``. Missing keys count
-    as nothing; the integrator registers this as a service observer."""
+    as nothing; the integrator registers this as a service observer. Each distinct reason is
+    a series: rules word reasons per cause, never per node (kube-scheduler groups them too)."""
     verb = str(record.get("verb", ""))
-    DECISIONS.labels(verb, str(record.get("outcome", ""))).inc()
+    _child(DECISIONS, verb, str(record.get("outcome", ""))).inc()
     for rejected in record.get("rejected") or ():
         count = int(rejected.get("count", 0))
         if count > 0:
-            REJECTIONS.labels(verb, str(rejected.get("rule", "")), str(rejected.get("reason", ""))).inc(count)
+            _child(REJECTIONS, verb, str(rejected.get("rule", "")), str(rejected.get("reason", ""))).inc(count)
     for shadow in record.get("shadow") or ():
         would = int(shadow.get("wouldReject", 0))
         if would > 0:
-            SHADOW_REJECTIONS.labels(str(shadow.get("rule", ""))).inc(would)
+            _child(SHADOW_REJECTIONS, str(shadow.get("rule", ""))).inc(would)
 
 
 def observe_rule_seconds(rule: str, seconds: float) -> None:
     """The engine: ``rule`` took ``seconds`` over one call's nodes."""
-    RULE_SECONDS.labels(rule).observe(seconds)
+    _child(RULE_SECONDS, rule).observe(seconds)
 
 
 def bind_answered(outcome: str) -> None:
     """A bind call was answered: ``bound``, ``failed`` (the API server refused or did not
     answer), ``not-enabled`` or ``no-api-access``. Anything but ``bound`` is an Error answer."""
-    BINDS.labels(outcome).inc()
+    _child(BINDS, outcome).inc()
     if outcome != "bound":
         note_error_answer()
 
