@@ -145,3 +145,23 @@ def test_the_pod_monitor_scrapes_the_metrics_path_as_job_extender() -> None:
     assert labels.items() >= monitor["spec"]["selector"]["matchLabels"].items()
     ports = {p["name"] for c in deployment["spec"]["template"]["spec"]["containers"] for p in c.get("ports", ())}
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+
+
+def test_the_dashboard_is_well_formed() -> None:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        refs = [t["refId"] for t in panel.get("targets", ())]
+        assert len(refs) == len(set(refs)), panel["title"]
+        if panel["type"] != "row":
+            assert refs and panel["datasource"]["uid"] == "${datasource}", panel["title"]
+    assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource", "job"}
+
+
+def test_the_readme_lists_every_series() -> None:
+    readme = (DEPLOY.parents[1] / "README.md").read_text()
+    section = readme.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    for metric in metrics.ALL:
+        name = metric._name + ("_total" if metric._type == "counter" else "")  # noqa: SLF001
+        assert f"| `{name}` | {metric._type} |" in section, name  # noqa: SLF001
