@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from extender import __version__
 from extender.engine import Policy
@@ -111,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     decisions.add_argument(
         "--decision-max-nodes", type=int, metavar="N", help="node names per list and table rows in a record (default 20)"
     )
+    # -- metrics (area: metrics) --
+    serve.add_argument(
+        "--runtime-dir",
+        metavar="DIR",
+        help="directory for files the workers share, e.g. DIR/metrics (default: a fresh private one under /dev/shm, removed at exit)",
+    )
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
@@ -142,6 +149,22 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     _quick_log_records()
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    # -- metrics (area: metrics): before anything imports prometheus_client, and before the fork
+    from extender.telemetry import runtime
+
+    try:
+        runtime_dir = runtime.prepare(settings.runtime_dir)
+    except OSError as exc:
+        print(f"extender: refusing to start: runtime directory: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _serve_in(replace(settings, runtime_dir=str(runtime_dir.path)))
+    finally:
+        runtime_dir.remove()
+
+
+def _serve_in(settings: Settings) -> int:
+    """Serve with ``settings`` (validated, runtime directory prepared) until told to stop."""
     try:
         policy = load_policy(settings.policy)
     except PolicyError as exc:
@@ -176,6 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
         __version__, policy.source, policy.digest, scheme, settings.host, settings.port, settings.normalised_prefix,
         " (client certificates required)" if settings.tls_client_ca else "",
     )
+    logging.getLogger("extender").info("runtime directory %s (workers' metrics in its metrics/)", settings.runtime_dir)
     ExtenderServer(settings).run()
     return 0
 

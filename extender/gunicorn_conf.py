@@ -78,6 +78,14 @@ def post_worker_init(worker: Any) -> None:
     gc.set_threshold(10_000, 20, 100)
 
 
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker exited: drop its live gauges from /metrics (its counters stay summed in)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
 SETTINGS = {
     name: value
     for name, value in dict(globals()).items()

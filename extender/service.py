@@ -30,6 +30,7 @@ from extender.kube.candidates import CandidateNodes, NodeFetcher
 from extender.kube.seen import SeenNodes
 from extender.measured import NO_LOAD, LoadView
 from extender.sdk.rules import Context
+from extender.telemetry import metrics
 from extender.view import NodeView, PodView
 
 log = logging.getLogger("extender.decisions")
@@ -142,6 +143,7 @@ class ExtenderService:
     def _filter(self, body: Body, out: Emitter) -> bytes:
         started = time.perf_counter()
         args = wire.decode_extender_args(body)
+        metrics.note_nodes(len(args.node_items) if args.node_items is not None else len(args.node_names or ()))
         pod = args.pod
         ctx = self._context(pod)
         if args.node_items is not None:
@@ -172,6 +174,7 @@ class ExtenderService:
                 lambda: {**self._base("filter", pod, ctx, "names", len(names), "error", started), "error": NOT_SYNCED_ERROR},
                 always=True,
             )
+            metrics.note_error_answer()
             return replies.encode_filter_reply(error=NOT_SYNCED_ERROR)
         if self.nodes is not None:
             decision, positions, unknown = self.engine.filter_named(pod, names, self.nodes, ctx)
@@ -230,6 +233,7 @@ class ExtenderService:
     def _prioritize(self, body: Body, out: Emitter) -> bytes:
         started = time.perf_counter()
         args = wire.decode_scoring_args(body)
+        metrics.note_nodes(len(args.nodes) if args.nodes is not None else len(args.node_names or ()))
         pod = args.pod
         ctx = self._context(pod)
         mode = "nodes" if args.nodes is not None else "names"
@@ -294,6 +298,7 @@ class ExtenderService:
         """
         started = time.perf_counter()
         args = wire.decode_preemption_args(body)
+        metrics.note_nodes(len(args.candidates))
         fetched = 0
 
         def resolve(names: Sequence[str]) -> Sequence[NodeView | None]:
@@ -357,18 +362,22 @@ class ExtenderService:
         where = f"pod={namespace}/{name} node={node}"
         if not self.policy.bind_enabled:
             log.warning("bind refused, not enabled in the policy: %s", where)
+            metrics.bind_answered("not-enabled")
             return (
                 "bind is not configured on this extender (set bind.enabled: true in the policy), "
                 "or remove bindVerb from the KubeSchedulerConfiguration"
             )
         if self.binder is None:
             log.error("bind enabled but no Kubernetes API client is configured: %s", where)
+            metrics.bind_answered("no-api-access")
             return "bind is enabled in the policy but the extender has no Kubernetes API access configured"
         try:
             self.binder.bind(namespace, name, uid, node)
         except BindError as exc:
             log.warning("bind failed: %s: %s", where, exc)
+            metrics.bind_answered("failed")
             return str(exc)
+        metrics.bind_answered("bound")
         return ""
 
     # -- explain ------------------------------------------------------------------------

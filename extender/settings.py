@@ -105,6 +105,10 @@ class Settings:
     decision_sample: float = 1.0
     #: node names a record lists per list, and table rows (exact counts are kept); 0: no bound
     decision_max_nodes: int = 20
+    # -- metrics (area: metrics) --
+    #: directory for files the workers share (``<dir>/metrics``: Prometheus multiprocess
+    #: files, emptied at start); None: a fresh private one (under /dev/shm), removed at exit
+    runtime_dir: str | None = None
 
     @property
     def held_bytes_limit(self) -> int:

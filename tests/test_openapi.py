@@ -55,6 +55,7 @@ def test_the_document_is_valid_openapi_and_lists_the_whole_api() -> None:
     assert DOCUMENT["openapi"] == "3.1.0"
     assert sorted((path, method) for path, item in DOCUMENT["paths"].items() for method in item) == [
         ("/healthz", "get"),
+        ("/metrics", "get"),
         ("/openapi.json", "get"),
         ("/readyz", "get"),
         ("/scheduler/bind", "post"),

@@ -29,6 +29,7 @@ import requests
 
 from extender.kube.client import Backoff, KubeClient, Params, interrupt
 from extender.kube.errors import ApiError, Forbidden, Gone, Unauthorized
+from extender.telemetry import metrics
 
 log = logging.getLogger("extender.kube")
 
@@ -112,6 +113,7 @@ class Reflector(Generic[T]):
 
     def start(self) -> None:
         if self._thread is None:
+            metrics.cache_connected(self.name, False)  # until the first list page arrives
             self._thread = threading.Thread(target=self.run, name=f"reflector-{self.name}", daemon=True)
             self._thread.start()
 
@@ -140,11 +142,13 @@ class Reflector(Generic[T]):
             log.info("%s: connected to the API server again after %.1fs", self.name, self.disconnected_for() or 0.0)
         self.status.disconnected_since = None
         self.status.last_error = ""
+        metrics.cache_connected(self.name, True)
 
     def _lost(self) -> None:
         """The current connection ended (a watch renewal, an error, a relist): start the clock."""
         if self.status.disconnected_since is None:
             self.status.disconnected_since = self.clock()
+            metrics.cache_connected(self.name, False)
 
     def _explain(self, exc: Exception) -> str:
         """What an error means for this cache, in words an operator can act on."""
@@ -181,6 +185,7 @@ class Reflector(Generic[T]):
             except Exception as exc:  # API errors, dropped streams, malformed events: reconnect
                 self._lost()
                 self.status.last_error = str(exc)
+                metrics.cache_watch_error(self.name)
                 delay = self.backoff.next()
                 # 401/403 do not heal by retrying: someone has to fix the credentials or RBAC.
                 level = logging.ERROR if isinstance(exc, (Unauthorized, Forbidden)) else logging.WARNING
@@ -208,6 +213,7 @@ class Reflector(Generic[T]):
         self.status.items = self._count
         self.status.lists += 1
         self.status.last_update = self.clock()
+        metrics.cache_listed(self.name, self._count, time.time(), relist=self.status.lists > 1)
         self._next_relist = self.clock() + self.resync_period
         if not self.synced.is_set():
             log.info("%s: synced %d item(s) at resourceVersion %s", self.name, self._count, resource_version)
@@ -237,6 +243,7 @@ class Reflector(Generic[T]):
                     self.status.resource_version = event.resource_version
                 self.status.events += 1
                 self.status.last_update = self.clock()
+                metrics.cache_event(self.name, self.status.items, time.time())
                 if self._stop.is_set() or self.clock() >= self._next_relist:
                     return
         finally:

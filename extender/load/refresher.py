@@ -28,6 +28,7 @@ from typing import Any
 
 from extender.load.source import MetricSource, NodeLister, Samples, SourceError
 from extender.measured import MetricRef, Sample, fresh
+from extender.telemetry import metrics
 
 log = logging.getLogger("extender.load")
 
@@ -104,6 +105,11 @@ class SourceStatus:
             "warnings": {key: list(notes) for key, notes in self.warnings.items()},
             "staleNodes": dict(self.stale_nodes),
         }
+
+
+def _newest(samples: Samples) -> float | None:
+    """The newest sample's timestamp (a pass over the samples, once per fetch, off the request path)."""
+    return max((s.timestamp for by_node in samples.values() for s in by_node.values()), default=None)
 
 
 def _rfc3339(at: float | None) -> str | None:
@@ -201,6 +207,9 @@ class Refresher:
         else:
             status.last_error = error
             status.consecutive_failures += 1
+        metrics.source_fetched(
+            self.name, error is None, self.clock(), _newest(self.store.samples(self.name)), self.source.spec.max_age
+        )
         self._log(error)
 
     def _stale(self) -> dict[str, list[str]]:

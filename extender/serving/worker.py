@@ -42,6 +42,7 @@ from extender.serving.replies import json_reply, parse_error_status
 from extender.serving.tls import ReloadingContext, TLSFiles
 from extender.settings import Settings
 from extender.web.probes import PROBE_PATHS
+from extender.web.telemetry import METRICS_PATH
 
 log = logging.getLogger("extender.serving")
 
@@ -50,8 +51,9 @@ READ_TURN = 1024 * 1024
 #: connections accepted per turn of the event loop at most
 ACCEPT_BATCH = 64
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-#: what the probe port answers (kubelet's liveness and readiness probes)
-PROBES = {("GET", path) for path in PROBE_PATHS.values()}
+#: what the probe port answers: kubelet's liveness and readiness probes, and Prometheus'
+#: scrapes (which present no client certificate under mTLS either; README "Metrics")
+PROBES = {("GET", path) for path in PROBE_PATHS.values()} | {("GET", METRICS_PATH)}
 #: how often the worker tells the arbiter it is alive (gthread does on every turn of its
 #: loop, a syscall per request; the arbiter's timeout is 30 s)
 NOTIFY_INTERVAL = 1.0
@@ -311,7 +313,7 @@ class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
             req = next(parser)
             req._expected_100_continue = False  # the event loop has answered it
             if conn.probes_only and (req.method, req.path) not in PROBES:
-                conn.sock.sendall(json_reply(404, "the probe port serves only GET /healthz and GET /readyz"))
+                conn.sock.sendall(json_reply(404, "the probe port serves only GET /healthz, GET /readyz and GET /metrics"))
                 return False
             keep_alive = bool(self.handle_request(req, conn))
             return keep_alive and bool(parser.finish_body())

@@ -25,6 +25,8 @@ from extender.settings import Settings
 from extender.web.openapi import openapi_blueprint
 from extender.web.probes import Health, Probes, Readiness
 from extender.web.verbs import VerbEndpoint
+from extender.telemetry import metrics
+from extender.web.telemetry import metrics_blueprint
 from extender.web.routes import handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
 
 log = logging.getLogger("extender")
@@ -189,6 +191,9 @@ def create_app(
     app.extensions["extender.probes"] = probes
     app.register_blueprint(probes_blueprint(probes))
     app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
+    # -- metrics (area: metrics) --
+    app.register_blueprint(metrics_blueprint())
+    metrics.policy_loaded(service.policy.digest, reload=False)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app

@@ -274,6 +274,14 @@ def _get(operation_id: str, summary: str, schema: str, extra: JSONType | None = 
     return {"get": {"summary": summary, "operationId": operation_id, "responses": responses}}
 
 
+def _metrics() -> JSONType:
+    """``GET /metrics``: Prometheus' text exposition format, not JSON (README "Metrics")."""
+    summary = "Prometheus metrics of every worker (text exposition format 0.0.4)."
+    responses: JSONType = {"200": {"description": summary, "content": {"text/plain": {"schema": {"type": "string"}}}}}
+    responses.update(_errors("405"))
+    return {"get": {"summary": summary, "operationId": "metrics", "responses": responses}}
+
+
 def openapi_document(prefix: str) -> JSONType:
     """The OpenAPI 3.1 document of this server with the verbs under ``prefix`` (normalised:
     one leading slash, no trailing one, ``""`` for the root)."""
@@ -311,6 +319,7 @@ def openapi_document(prefix: str) -> JSONType:
             ),
             "/version": _get("version", "The version and the policy this replica runs.", "Version"),
             "/openapi.json": _get("openapi", "This document.", "OpenAPI"),
+            "/metrics": _metrics(),
         },
         "components": {
             "schemas": {**schemas, "OpenAPI": {"type": "object", "required": ["openapi", "paths"]}},

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from extender import __version__
 from extender.codec.common import encode_json
 from extender.service import ExtenderService
+from extender.telemetry import metrics
 from extender.web.body import read_body
 from extender.web.errors import json_error
 from extender.web.probes import Probes
@@ -57,7 +58,9 @@ def verbs_blueprint(endpoint: VerbEndpoint) -> Blueprint:
             return json_error(404, f"unknown verb {verb!r}: this extender serves {', '.join(VERBS)}")
         # the WSGI variable: a tenth of the cost of request.headers' lookup
         unsupported = unsupported_content_type(request.environ.get("CONTENT_TYPE"))
-        if unsupported:  # before the body is read
+        if unsupported:  # before the body is read; counted as VerbEndpoint.answer counts it
+            metrics.begin_call()
+            metrics.end_call(verb, metrics.BAD_REQUEST, 0.0, request.content_length or 0)
             return json_error(415, f"{verb}: {unsupported}")
         status, body = endpoint.answer(verb, None, read_body(request, endpoint.max_body_bytes))
         return _json(body, status)

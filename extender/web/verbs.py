@@ -11,6 +11,7 @@ body for the same request.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from werkzeug.http import parse_options_header
 from extender.codec.common import Body, WireError, encode_json
 from extender.decisions.log import encode_record
 from extender.service import ExtenderService
+from extender.telemetry import metrics
 
 log = logging.getLogger("extender.http")
 
@@ -72,8 +74,17 @@ class VerbEndpoint:
 
         ``body`` is within ``max_body_bytes``: the callers refuse a larger one from its head
         (the worker's framing, :func:`~extender.web.body.read_body`). Bad input is a 4xx
-        naming the problem; a bug is a logged 500, never an exception.
+        naming the problem; a bug is a logged 500, never an exception. Each call is counted
+        in the request metrics (:func:`extender.telemetry.metrics.end_call`).
         """
+        started = time.perf_counter()
+        metrics.begin_call()
+        status, reply = self._answer(verb, content_type, body)
+        outcome = metrics.OK if status == 200 else metrics.INTERNAL_ERROR if status >= 500 else metrics.BAD_REQUEST
+        metrics.end_call(verb, outcome, time.perf_counter() - started, len(body))
+        return status, reply
+
+    def _answer(self, verb: str, content_type: str | None, body: Body) -> tuple[int, bytes]:
         unsupported = unsupported_content_type(content_type)
         if unsupported:
             return 415, error_body(f"{verb}: {unsupported}")

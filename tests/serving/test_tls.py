@@ -187,10 +187,13 @@ def test_the_probe_port_answers_kubelet_s_probes_in_plain_http_and_nothing_else(
             "--probe-port", str(probe))
     with running_server(tmp_path, *args, ready=lambda s: requests.get(f"http://127.0.0.1:{probe}/readyz", timeout=2).ok):
         assert requests.get(f"http://127.0.0.1:{probe}/healthz", timeout=5).json() == {"status": "ok"}
+        # Prometheus scrapes there too: it presents no client certificate either
+        scrape = requests.get(f"http://127.0.0.1:{probe}/metrics", timeout=5)
+        assert scrape.status_code == 200 and "extender_policy_info{" in scrape.text
         for method, path in (("POST", "/scheduler/filter"), ("GET", "/version"), ("GET", "/openapi.json")):
             response = requests.request(method, f"http://127.0.0.1:{probe}{path}", data=FILTER, timeout=5)
             assert response.status_code == 404
-            assert response.json() == {"error": "the probe port serves only GET /healthz and GET /readyz"}
+            assert response.json() == {"error": "the probe port serves only GET /healthz, GET /readyz and GET /metrics"}
 
 
 def test_tls_without_client_certificates(pki: Pki, tmp_path: Path) -> None:
