@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import sys
 import threading
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from extender import gunicorn_conf
+from extender.engine import Policy
+from extender.policy import PolicyError
 from extender.settings import Settings
 from extender.web import create_app
+
+log = logging.getLogger("extender")
+
+
+class PolicyReloadingArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, except that SIGHUP makes every worker re-read the policy in place.
+
+    gunicorn's own SIGHUP replaces every worker, and with them their node caches (a relist
+    each) and kube-scheduler's keep-alive connections; a policy change needs neither. What
+    else SIGHUP reloaded (gunicorn's settings) comes from flags and the environment, which a
+    running process cannot be given anew anyway.
+    """
+
+    def handle_hup(self) -> None:
+        self.log.info("Hang up: every worker re-reads the policy (workers are kept)")
+        self.kill_workers(signal.SIGHUP)
 
 
 class ExtenderServer(BaseApplication):  # type: ignore[misc]
     """gunicorn application whose settings come from our config module and Settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
         self.settings = settings
+        #: the policy the CLI validated before forking: what a worker (re)started while the
+        #: file is broken serves, rather than fail to boot (which stops gunicorn altogether)
+        self.startup_policy = policy
         #: set in a worker when it is told to stop (SIGTERM): /readyz answers 503 from then on
         self.draining = threading.Event()
         super().__init__()
@@ -42,4 +68,28 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         # Called in each worker after the fork (preload_app is off): the caches' watch
         # threads and connections must belong to the process that serves.
-        return create_app(self.settings, draining=self.draining.is_set)
+        try:
+            app = create_app(self.settings, draining=self.draining.is_set)
+        except PolicyError as exc:
+            if self.startup_policy is None:
+                raise
+            log.error(
+                "worker %d serves the start-up policy (digest %s): the policy file is invalid now (%d problem(s))",
+                os.getpid(), self.startup_policy.digest, len(exc.problems),
+            )
+            app = create_app(self.settings, policy=self.startup_policy, draining=self.draining.is_set)
+            reloader = app.extensions.get("extender.reloader")
+            if reloader is not None:
+                reloader.check("file")  # reported (and counted) as a refused reload, once
+        reloader = app.extensions.get("extender.reloader")
+        if reloader is not None:  # policy hot reload: this worker's watch (woken by SIGHUP)
+            reloader.start()
+        return app
+
+    def run(self) -> None:
+        """As BaseApplication.run, with the master that forwards SIGHUP."""
+        try:
+            PolicyReloadingArbiter(self).run()
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.exit(1)

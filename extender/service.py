@@ -59,6 +59,9 @@ class NodeSource(Protocol):
         """Have ``listener`` told, after each change, the node's name (None: any node may
         have changed, a relist)."""
 
+    def unsubscribe(self, listener: Callable[[str | None], None]) -> None:
+        """Stop telling ``listener`` (a replaced service's engine)."""
+
 
 class Binder(Protocol):
     """Creates the pod's Binding in the API server; raises :class:`BindError`."""
@@ -118,6 +121,12 @@ class ExtenderService:
         self.clock = clock
         #: where a bind finds the requests of the pod it binds (the Binding carries none)
         self.pod_requests = pod_requests
+
+    def close(self) -> None:
+        """A policy reload replaced this service: stop following the node cache, so its
+        engine's verdicts go with it (calls still in flight finish on it)."""
+        if self.nodes is not None:
+            self.nodes.unsubscribe(self.engine.forget_node)
 
     def _context(self, pod: PodView) -> Context:
         if self.pod_requests is not None:

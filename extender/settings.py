@@ -96,6 +96,11 @@ class Settings:
     #: a silent node, so a replica cut off for longer is taken out while healthy ones serve.
     cache_stale_seconds: float = 60.0
 
+    # -- policy hot reload (extender.web.reloading) --
+    #: seconds between checks of the policy file for new content (each worker); 0: only on
+    #: SIGHUP. A ConfigMap update reaches the pod's volume within kubelet's sync period (~1 min).
+    policy_poll_seconds: float = 2.0
+
     @property
     def held_bytes_limit(self) -> int:
         """``max_held_bytes``, or twice the body limit when it is 0 (the default)."""
@@ -183,6 +188,8 @@ class Settings:
             )
         if not self.cache_stale_seconds > 0:
             problems.append(f"cache stale seconds {self.cache_stale_seconds}: must be greater than 0")
+        if self.policy_poll_seconds < 0:
+            problems.append(f"policy poll seconds {self.policy_poll_seconds}: must be 0 (only on SIGHUP) or more")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems
