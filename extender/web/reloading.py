@@ -181,7 +181,7 @@ class PolicyReloader:
             "metric sources %s",
             os.getpid(), "SIGHUP" if trigger == "signal" else "file changed", policy.source, old_service.policy.digest,
             policy.digest, len(policy.predicates), len(policy.priorities), "on" if policy.bind_enabled else "off",
-            "kept" if reuse else (", ".join(policy.sources) or "none") + " (restarted)",
+            ("none" if load is None else "kept" if reuse else ", ".join(policy.sources) + " (started anew)"),
         )
         return attempt
 
