@@ -18,6 +18,7 @@ from extender.engine import Policy
 from extender.policy import PolicyError
 from extender.settings import Settings
 from extender.web import create_app
+from extender.web.reloading import PolicyReloader
 
 log = logging.getLogger("extender")
 
@@ -44,6 +45,10 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
         #: the policy the CLI validated before forking: what a worker (re)started while the
         #: file is broken serves, rather than fail to boot (which stops gunicorn altogether)
         self.startup_policy = policy
+        #: this worker's policy watch, once its app is loaded (extender.web.reloading)
+        self.reloader: PolicyReloader | None = None
+        #: a SIGHUP came before the app was loaded: wake the watch once it is
+        self._hung_up = False
         #: set in a worker when it is told to stop (SIGTERM): /readyz answers 503 from then on
         self.draining = threading.Event()
         super().__init__()
@@ -81,10 +86,19 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
             reloader = app.extensions.get("extender.reloader")
             if reloader is not None:
                 reloader.check("file")  # reported (and counted) as a refused reload, once
-        reloader = app.extensions.get("extender.reloader")
-        if reloader is not None:  # policy hot reload: this worker's watch (woken by SIGHUP)
-            reloader.start()
+        self.reloader = app.extensions.get("extender.reloader")
+        if self.reloader is not None:  # policy hot reload: this worker's watch (woken by SIGHUP)
+            self.reloader.start()
+            if self._hung_up:  # the file may have changed after this worker read it
+                self.reloader.wake()
         return app
+
+    def hangup(self) -> None:
+        """SIGHUP in a worker (its signal handler, in the main thread): re-read the policy now.
+        Only sets flags and an event, so it is safe wherever the main thread was."""
+        self._hung_up = True
+        if self.reloader is not None:
+            self.reloader.wake()
 
     def run(self) -> None:
         """As BaseApplication.run, with the master that forwards SIGHUP."""

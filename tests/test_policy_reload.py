@@ -331,3 +331,23 @@ def test_a_worker_starting_while_the_file_is_broken_serves_the_start_up_policy(t
         app.extensions["extender.reloader"].stop()
     with pytest.raises(PolicyError):  # without a start-up policy, as before
         ExtenderServer(Settings(policy=volume.path, policy_poll_seconds=0)).load()
+
+
+def test_a_hangup_before_the_app_is_loaded_wakes_its_watch_once_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP may reach a worker between its reading the file and its app being ready."""
+    volume = ConfigMapVolume(tmp_path, STRICT)
+    server = ExtenderServer(Settings(policy=volume.path, policy_poll_seconds=0))
+    server.hangup()  # before load(): remembered
+    with caplog.at_level(logging.INFO, "extender.policy"):
+        app = server.load()
+        try:
+            # the watch, woken at once, re-read the file (unchanged here: nothing to do)
+            wait_for(lambda: "unchanged" in caplog.text, "the watch to re-read the file")
+            volume.update(LENIENT)
+            assert filter_passed(app) == []  # polling is off: it waits for the next SIGHUP
+            server.hangup()
+            wait_for(lambda: filter_passed(app) == ["n-1", "n-2"], "the SIGHUP to apply the new policy")
+        finally:
+            app.extensions["extender.reloader"].stop()

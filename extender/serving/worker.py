@@ -112,11 +112,10 @@ class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
         super().init_signals()
 
     def handle_hup(self, sig: int, frame: Any) -> None:
-        """SIGHUP (forwarded by the master): re-read the policy now (extender.web.reloading)."""
-        extensions = getattr(getattr(self, "wsgi", None), "extensions", None)  # None until loaded
-        reloader = extensions.get("extender.reloader") if isinstance(extensions, dict) else None
-        if reloader is not None:
-            reloader.wake()  # only sets an event: safe here, between the event loop's steps
+        """SIGHUP (forwarded by the master): the app re-reads its policy now (ExtenderServer.hangup)."""
+        hangup = getattr(self.app, "hangup", None)
+        if hangup is not None:
+            hangup()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: tell the app (``/readyz`` answers 503 from now on), then drain."""
