@@ -107,8 +107,10 @@ class PolicyReloader:
 
     def _run(self) -> None:
         while not self._stopped:
-            woken = self._woken.wait(self.poll_seconds if self.poll_seconds > 0 else None)
-            self._woken.clear()
+            self._woken.wait(self.poll_seconds if self.poll_seconds > 0 else None)
+            woken = self._woken.is_set()
+            if woken:  # cleared only when seen set: a SIGHUP arriving meanwhile is not lost
+                self._woken.clear()
             if self._stopped:
                 return
             try:
@@ -155,17 +157,17 @@ class PolicyReloader:
         old_service = self.service
         old_load: LoadState | None = self._extensions.get(LOAD)
         reuse = same_sources(old_service.policy, policy)
+        load: LoadState | None = None
         try:
             load = old_load if reuse else self._rebuild.sources(policy)
-        except ValueError as exc:
-            return self._failed(ReloadAttempt(now, trigger, False, candidate.digest, str(exc)))
-        try:
             service = self._rebuild.service(policy, load)
         except Exception as exc:  # noqa: BLE001 - reported like an invalid policy; the old one runs on
             if load is not None and load is not old_load:
-                load.stop()
-            log.exception("building a service for policy %s failed", candidate.digest)
-            return self._failed(ReloadAttempt(now, trigger, False, candidate.digest, f"{type(exc).__name__}: {exc}"))
+                load.stop()  # never started; closes what its sources opened
+            if not isinstance(exc, ValueError):  # a bug, not the policy: keep its traceback
+                log.exception("building a service for policy %s failed", candidate.digest)
+            error = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            return self._failed(ReloadAttempt(now, trigger, False, candidate.digest, error))
         if load is not old_load and load is not None:
             load.start()  # empty until its first fetch: each rule's onStale meanwhile, as at start-up
         # The swap: one assignment each; the verbs look the service up once per call.
