@@ -28,6 +28,7 @@ from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web import create_app
 from extender.web.reloading import PolicyReloader
+from tests.test_openapi import problems, response_ref
 
 #: the pod of these requests is in namespace "default"
 REQUEST = json.dumps(
@@ -182,6 +183,7 @@ def test_a_broken_policy_never_replaces_the_running_one(tmp_path: Path, caplog: 
     assert last["ok"] is False and last["error"] == "invalid policy"
     assert last["digest"] == text_digest(BROKEN)
     assert any("no-such-rule" in p for p in last["problems"])
+    assert problems(response_ref("/version", "get", 200), report) == []  # as the OpenAPI document says
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "REFUSED" in logged and "no-such-rule" in logged and "still serving digest" in logged
 
