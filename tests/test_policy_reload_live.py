@@ -27,7 +27,6 @@ from tests.test_policy_reload import BROKEN, LENIENT, REQUEST, STRICT, ConfigMap
 
 #: each client thread's bound (the swaps take a few hundred calls at most)
 MAX_CALLS = 5000
-ANSWERS = {"strict": STRICT, "lenient": LENIENT}
 
 
 def answer_of(body: dict[str, object]) -> str:
