@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="gunicorn worker processes (default 2; 1 with a node or pod cache)")
     serve.add_argument("--threads", type=int, help="threads per worker (default 4)")
     serve.add_argument("--policy", metavar="FILE", help="policy file (default: the embedded default policy)")
+    serve.add_argument(
+        "--policy-poll-seconds",
+        type=float,
+        help="seconds between checks of the policy file for changes, reloaded in place (default 2; 0: only on SIGHUP)",
+    )
     serve.add_argument("--url-prefix", help="path the verbs live under (default /scheduler)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 128 MiB)")
     serve.add_argument(
@@ -200,7 +205,7 @@ def _serve_in(settings: Settings) -> int:
         " (client certificates required)" if settings.tls_client_ca else "",
     )
     logging.getLogger("extender").info("runtime directory %s (workers' metrics in its metrics/)", settings.runtime_dir)
-    ExtenderServer(settings).run()
+    ExtenderServer(settings, policy).run()
     return 0
 
 

@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import sys
 import threading
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from extender import gunicorn_conf
+from extender.engine import Policy
+from extender.policy import PolicyError
 from extender.settings import Settings
 from extender.web import create_app
+from extender.web.reloading import PolicyReloader
+
+log = logging.getLogger("extender")
+
+
+class PolicyReloadingArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, except that SIGHUP makes every worker re-read the policy in place.
+
+    gunicorn's own SIGHUP replaces every worker, and with them their node caches (a relist
+    each) and kube-scheduler's keep-alive connections; a policy change needs neither. What
+    else SIGHUP reloaded (gunicorn's settings) comes from flags and the environment, which a
+    running process cannot be given anew anyway.
+    """
+
+    def handle_hup(self) -> None:
+        self.log.info("Hang up: every worker re-reads the policy (workers are kept)")
+        self.kill_workers(signal.SIGHUP)
 
 
 class ExtenderServer(BaseApplication):  # type: ignore[misc]
     """gunicorn application whose settings come from our config module and Settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
         self.settings = settings
+        #: the policy the CLI validated before forking: what a worker (re)started while the
+        #: file is broken serves, rather than fail to boot (which stops gunicorn altogether)
+        self.startup_policy = policy
+        #: this worker's policy watch, once its app is loaded (extender.web.reloading)
+        self.reloader: PolicyReloader | None = None
+        #: a SIGHUP came before the app was loaded: wake the watch once it is
+        self._hung_up = False
         #: set in a worker when it is told to stop (SIGTERM): /readyz answers 503 from then on
         self.draining = threading.Event()
         super().__init__()
@@ -42,4 +73,37 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         # Called in each worker after the fork (preload_app is off): the caches' watch
         # threads and connections must belong to the process that serves.
-        return create_app(self.settings, draining=self.draining.is_set)
+        try:
+            app = create_app(self.settings, draining=self.draining.is_set)
+        except PolicyError as exc:
+            if self.startup_policy is None:
+                raise
+            log.error(
+                "worker %d serves the start-up policy (digest %s): the policy file is invalid now (%d problem(s))",
+                os.getpid(), self.startup_policy.digest, len(exc.problems),
+            )
+            app = create_app(self.settings, policy=self.startup_policy, draining=self.draining.is_set)
+            reloader = app.extensions.get("extender.reloader")
+            if reloader is not None:
+                reloader.check("file")  # reported (and counted) as a refused reload, once
+        self.reloader = app.extensions.get("extender.reloader")
+        if self.reloader is not None:  # policy hot reload: this worker's watch (woken by SIGHUP)
+            self.reloader.start()
+            if self._hung_up:  # the file may have changed after this worker read it
+                self.reloader.wake()
+        return app
+
+    def hangup(self) -> None:
+        """SIGHUP in a worker (its signal handler, in the main thread): re-read the policy now.
+        Only sets flags and an event, so it is safe wherever the main thread was."""
+        self._hung_up = True
+        if self.reloader is not None:
+            self.reloader.wake()
+
+    def run(self) -> None:
+        """As BaseApplication.run, with the master that forwards SIGHUP."""
+        try:
+            PolicyReloadingArbiter(self).run()
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.exit(1)

@@ -58,6 +58,9 @@ class NodeSource(Protocol):
         """Have ``listener`` told, after each change, the node's name (None: any node may
         have changed, a relist)."""
 
+    def unsubscribe(self, listener: Callable[[str | None], None]) -> None:
+        """Stop telling ``listener`` (a replaced service's engine)."""
+
 
 class Binder(Protocol):
     """Creates the pod's Binding in the API server; raises :class:`BindError`."""
@@ -116,6 +119,12 @@ class ExtenderService:
         #: taking the record dict, called after the reply is computed; one that raises is
         #: logged once and never fails the call)
         self.decisions = DecisionLog(decision_log, observers)
+
+    def close(self) -> None:
+        """A policy reload replaced this service: stop following the node cache, so its
+        engine's verdicts go with it (calls still in flight finish on it)."""
+        if self.nodes is not None:
+            self.nodes.unsubscribe(self.engine.forget_node)
 
     def _context(self, pod: PodView) -> Context:
         if self.pod_requests is not None:

@@ -109,6 +109,10 @@ class Settings:
     #: directory for files the workers share (``<dir>/metrics``: Prometheus multiprocess
     #: files, emptied at start); None: a fresh private one (under /dev/shm), removed at exit
     runtime_dir: str | None = None
+    # -- policy hot reload (extender.web.reloading) --
+    #: seconds between checks of the policy file for new content (each worker); 0: only on
+    #: SIGHUP. A ConfigMap update reaches the pod's volume within kubelet's sync period (~1 min).
+    policy_poll_seconds: float = 2.0
 
     @property
     def held_bytes_limit(self) -> int:
@@ -203,6 +207,8 @@ class Settings:
             problems.append(f"decision sample {self.decision_sample}: must be in 0..1")
         if self.decision_max_nodes < 0:
             problems.append(f"decision max nodes {self.decision_max_nodes}: must be 0 (no bound) or more")
+        if self.policy_poll_seconds < 0:
+            problems.append(f"policy poll seconds {self.policy_poll_seconds}: must be 0 (only on SIGHUP) or more")
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
         return problems

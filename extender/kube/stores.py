@@ -25,7 +25,12 @@ class NodeStore:
     def subscribe(self, listener: Callable[[str | None], None]) -> None:
         """Tell ``listener`` of every change from now on, after it is applied (a verdict
         computed from a view read before then can so be told apart: see engine/named.py)."""
-        self._listeners.append(listener)
+        # Copied, not changed in place: the watch thread may be iterating the old list.
+        self._listeners = [*self._listeners, listener]
+
+    def unsubscribe(self, listener: Callable[[str | None], None]) -> None:
+        """Stop telling ``listener`` (a service a policy reload replaced)."""
+        self._listeners = [known for known in self._listeners if known != listener]
 
     def _changed(self, name: str | None) -> None:
         for listener in self._listeners:

@@ -33,6 +33,11 @@ def default_policy_text() -> str:
     return resources.files("extender.policy").joinpath("default-policy.yaml").read_text(encoding="utf-8")
 
 
+def text_digest(text: str) -> str:
+    """A policy's digest: of its text, so a changed file is told by its content."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate the policy at ``path`` (the embedded default if None)."""
     if path is None:
@@ -85,7 +90,7 @@ def load_policy_text(text: str, source: str = "<inline>") -> Policy:
         bind_enabled=data["bind"]["enabled"],
         sources=sources,
         source=source,
-        digest=hashlib.sha256(text.encode()).hexdigest()[:16],
+        digest=text_digest(text),
     )
 
 

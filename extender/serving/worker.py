@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import selectors
+import signal
 import socket
 import ssl
 import time
@@ -62,6 +63,10 @@ NOTIFY_INTERVAL = 1.0
 class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
     """gthread with every read in the event loop; see the module docstring."""
 
+    #: SIGHUP is never reset to its default (which kills): from the fork it is the master's
+    #: handler (a no-op here; the app is loaded after, from the file as it is then), then ours
+    SIGNALS = [sig for sig in ThreadWorker.SIGNALS if sig != signal.SIGHUP]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: connections receiving a request, with the deadline for it to be complete
@@ -102,6 +107,17 @@ class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
         if now - self._notified >= NOTIFY_INTERVAL:
             self._notified = now
             super().notify()
+
+    def init_signals(self) -> None:
+        signal.signal(signal.SIGHUP, self.handle_hup)
+        signal.siginterrupt(signal.SIGHUP, False)
+        super().init_signals()
+
+    def handle_hup(self, sig: int, frame: Any) -> None:
+        """SIGHUP (forwarded by the master): the app re-reads its policy now (ExtenderServer.hangup)."""
+        hangup = getattr(self.app, "hangup", None)
+        if hangup is not None:
+            hangup()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: tell the app (``/readyz`` answers 503 from now on), then drain."""

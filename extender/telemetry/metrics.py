@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -260,6 +260,24 @@ def policy_loaded(digest: str, *, reload: bool = True) -> None:
 def policy_reload_failed() -> None:
     """A reload was refused (the new policy is invalid); the previous one keeps serving."""
     POLICY_RELOADS.labels("failure").inc()
+
+
+class ReloadOutcome(Protocol):
+    """What a reload attempt says (extender.policy.reload.ReloadAttempt)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def digest(self) -> str: ...
+
+
+def policy_reloaded(attempt: ReloadOutcome) -> None:
+    """A listener of the policy reload status: each attempt, counted by its outcome."""
+    if attempt.ok:
+        policy_loaded(attempt.digest)
+    else:
+        policy_reload_failed()
 
 
 # -- exposition -------------------------------------------------------------------------------

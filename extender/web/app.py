@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from flask import Flask
@@ -20,10 +21,12 @@ from extender.load.state import LoadState, build_load, uses_metrics_api
 from extender.load.view import ClusterLoad
 from extender.view import NodeView
 from extender.policy import load_policy
+from extender.policy.reload import PolicyFileWatch, ReloadStatus
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
 from extender.web.openapi import openapi_blueprint
 from extender.web.probes import Health, Probes, Readiness
+from extender.web.reloading import PolicyReloader, Rebuild, missing_access
 from extender.web.verbs import VerbEndpoint
 from extender.telemetry import metrics
 from extender.web.telemetry import metrics_blueprint
@@ -118,6 +121,45 @@ def decision_log_options(settings: Settings) -> DecisionLogOptions:
     )
 
 
+def _rebuild(
+    settings: Settings, cluster: ClusterState | None, seen: SeenNodes | None, observers: Sequence[Observer]
+) -> Rebuild:
+    """How a service is built for a policy on this process's cluster state: at start-up and
+    at each policy reload (extender.web.reloading)."""
+
+    def service(policy: Policy, load: LoadState | None) -> ExtenderService:
+        return ExtenderService(
+            policy,
+            nodes=cluster.nodes if cluster else None,
+            seen=seen,
+            fetcher=cluster.node_lookup if cluster else None,
+            binder=cluster.binder if cluster else None,
+            options=ServiceOptions(
+                unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
+                preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
+            ),
+            load=ClusterLoad(
+                samples=load.store if load else None,
+                placements=cluster.binds if cluster else None,
+            ),
+            pod_requests=cluster.binds.requests if cluster and cluster.binder and cluster.binds else None,
+            decision_log=decision_log_options(settings),
+            observers=observers,
+        )
+
+    return Rebuild(
+        sources=lambda policy: build_sources(policy, cluster, seen),
+        service=service,
+        missing=lambda policy: missing_access(settings, cluster, policy),
+    )
+
+
+def _current_sources(extensions: dict[str, Any]) -> dict[str, Any]:
+    """/healthz's metric sources: the running ones (a reload may replace them)."""
+    load: LoadState | None = extensions.get("extender.load")
+    return load.health() if load is not None else {}
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -142,29 +184,14 @@ def create_app(
     settings = settings or Settings.from_env()
     health: Health = _no_caches
     load: LoadState | None = None
+    rebuild: Rebuild | None = None
     if service is None:
         policy = policy or load_policy(settings.policy)
         cluster = cluster or build_cluster(settings, policy)
         seen = SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None
-        load = build_sources(policy, cluster, seen)
-        service = ExtenderService(
-            policy,
-            nodes=cluster.nodes if cluster else None,
-            seen=seen,
-            fetcher=cluster.node_lookup if cluster else None,
-            binder=cluster.binder if cluster else None,
-            options=ServiceOptions(
-                unknown_nodes="pass" if settings.unknown_nodes == "pass" else "fail",
-                preempt_unknown_nodes="keep" if settings.preempt_unknown_nodes == "keep" else "drop",
-            ),
-            load=ClusterLoad(
-                samples=load.store if load else None,
-                placements=cluster.binds if cluster else None,
-            ),
-            pod_requests=cluster.binds.requests if cluster and cluster.binder and cluster.binds else None,
-            decision_log=decision_log_options(settings),
-            observers=observers,
-        )
+        rebuild = _rebuild(settings, cluster, seen, (metrics.observe_decision, *observers))
+        load = rebuild.sources(policy)
+        service = rebuild.service(policy, load)
     if cluster is not None:
         cluster.start()
         readiness = readiness or cluster.readiness
@@ -186,14 +213,21 @@ def create_app(
     app.extensions["extender.verbs"] = endpoint
     app.register_blueprint(verbs_blueprint(endpoint))
     ready = _unless_draining(readiness or _always_ready, draining)
-    probes = Probes(ready, health, load.health if load else None)
+    probes = Probes(ready, health, partial(_current_sources, app.extensions))
     #: the probes' answers: the Flask routes and the serving worker's fast path
     app.extensions["extender.probes"] = probes
     app.register_blueprint(probes_blueprint(probes))
     app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
-    # -- metrics (area: metrics) --
     app.register_blueprint(metrics_blueprint())
     metrics.policy_loaded(service.policy.digest, reload=False)
+    # -- policy hot reload: started by the serving process (extender.server), woken by SIGHUP
+    status = ReloadStatus(digest=service.policy.digest)
+    app.extensions["extender.reload_status"] = status
+    if rebuild is not None:
+        watch = PolicyFileWatch(settings.policy, service.policy.digest) if settings.policy else None
+        reloader = PolicyReloader(app.extensions, rebuild, status, watch, settings.policy_poll_seconds)
+        app.extensions["extender.reloader"] = reloader
+    status.listeners.append(metrics.policy_reloaded)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app

@@ -165,6 +165,23 @@ def _probe_schemas() -> JSONType:
         "Version": _strict(
             {
                 "version": {"type": "string"},
+                # policy hot reload, per worker (README "Changing the policy")
+                "worker": {"type": "integer", "description": "pid of the worker that answered"},
+                "loadedAt": {"type": "string", "format": "date-time"},
+                "lastReload": _nullable(
+                    _strict(
+                        {
+                            "time": {"type": "string", "format": "date-time"},
+                            "trigger": {"enum": ["file", "signal"]},
+                            "ok": {"type": "boolean"},
+                            "digest": {"type": "string"},
+                            "error": {"type": "string"},
+                            "problems": {"type": "array", "items": {"type": "string"}},
+                        },
+                        required=["time", "trigger", "ok", "digest"],
+                    )
+                ),
+                "reloads": _strict({"succeeded": {"type": "integer"}, "failed": {"type": "integer"}}),
                 "policy": _strict(
                     {
                         "source": {"type": "string"},

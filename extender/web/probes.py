@@ -36,8 +36,9 @@ class Probes:
         caches = self._health()
         if caches:
             report["caches"] = caches
-        if self._sources is not None:
-            report["sources"] = self._sources()
+        sources = self._sources() if self._sources is not None else None
+        if sources:  # none when the running policy has no metric sources
+            report["sources"] = sources
         return 200, encode_json(report)
 
     def readyz(self) -> tuple[int, bytes]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from extender import __version__
 from extender.codec.common import encode_json
+from extender.policy.reload import ReloadStatus
 from extender.service import ExtenderService
 from extender.telemetry import metrics
 from extender.web.body import read_body
@@ -98,10 +101,15 @@ def probes_blueprint(probes: Probes) -> Blueprint:
     @bp.get("/version")
     def version() -> Response:
         policy = _service().policy
+        # loadedAt and lastReload of this worker (each reloads on its own; see README)
+        status: ReloadStatus | None = current_app.extensions.get("extender.reload_status")
+        reload = status.as_dict() if status is not None else {}
         return _json(
             encode_json(
                 {
                     "version": __version__,
+                    "worker": os.getpid(),
+                    **reload,
                     "policy": {
                         "source": policy.source,
                         "digest": policy.digest,
