@@ -26,28 +26,6 @@ from extender.service import ExplainVerb, ExtenderService, ServiceOptions
 from extender.view import NodeView
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The ``explain`` subcommand's arguments."""
-    explain = sub.add_parser(
-        "explain",
-        help="print the policy's decision on a filter/prioritize request as a nodes x rules table",
-        description="Explain a filter/prioritize request (kube-scheduler's ExtenderArgs) without a server.",
-    )
-    explain.add_argument("request", nargs="?", default="-", metavar="REQUEST", help="request body file ('-' or absent: stdin)")
-    explain.add_argument("--policy", metavar="FILE", help="policy file (default: the embedded default policy)")
-    explain.add_argument(
-        "--verb", choices=("filter", "prioritize", "both"),
-        help="default: from the file name (a recorded NNNNN-<verb>-<pod>.request.json), else both",
-    )
-    explain.add_argument(
-        "--nodes", metavar="FILE", action="append", default=[],
-        help="NodeList JSON (repeatable: list pages), or a full-node request whose Nodes to use, to resolve "
-        "NodeNames; without it every name is unknown",
-    )
-    explain.add_argument("--unknown-nodes", choices=("fail", "pass"), default="fail", help="names mode: as serve's flag")
-    explain.add_argument("--json", action="store_true", help="print the decision record(s) as JSON instead")
-
-
 def _verb(args: argparse.Namespace) -> ExplainVerb:
     if args.verb:
         verb: ExplainVerb = args.verb
