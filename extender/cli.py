@@ -99,10 +99,41 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds a synced cache may be without the API server before /readyz fails (default 60)",
     )
+    _status_flags(serve)
 
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
     return parser
+
+
+def _status_flags(serve: argparse.ArgumentParser) -> None:
+    status = serve.add_argument_group("status page and Kubernetes Events (README \"Status page\", \"Events\")")
+    status.add_argument(
+        "--admin-port", type=int, help="plain-HTTP port serving only the read-only status page (default 0: off)"
+    )
+    status.add_argument("--admin-host", help="address the admin port binds (default 127.0.0.1: kubectl port-forward)")
+    status.add_argument("--status-decisions", type=int, metavar="N", help="decisions each worker keeps (default 200)")
+    status.add_argument(
+        "--events",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="post a rate-limited Event on each pod summarising the decision (needs RBAC; default off)",
+    )
+    status.add_argument("--runtime-dir", metavar="DIR", help="files shared by the workers (default: a temporary dir)")
+
+
+def _runtime_dir(settings: Settings) -> Settings:
+    """The directory the workers share files in, made here in the master before forking
+    (a temporary one unless set), with an empty ``decisions/`` for the status page."""
+    import os
+    import shutil
+    import tempfile
+
+    path = settings.runtime_dir or tempfile.mkdtemp(prefix="extender-")
+    decisions = os.path.join(path, "decisions")
+    shutil.rmtree(decisions, ignore_errors=True)  # the last run's workers' decisions
+    os.makedirs(decisions, exist_ok=True)
+    return settings.with_overrides({"runtime_dir": path})
 
 
 def _quick_log_records() -> None:
@@ -153,6 +184,12 @@ def _serve(args: argparse.Namespace) -> int:
             return 1
         logging.getLogger("extender").info("Kubernetes API at %s (%s)", config.server, config.source)
     _warn_if_preempt_guesses(settings, policy)
+    if settings.admin_port:
+        try:
+            settings = _runtime_dir(settings)
+        except OSError as exc:
+            print(f"extender: refusing to start: runtime dir {settings.runtime_dir}: {exc}", file=sys.stderr)
+            return 1
     from extender.server import ExtenderServer  # gunicorn only when serving
 
     scheme = "https" if settings.tls_cert else "http"
@@ -161,6 +198,11 @@ def _serve(args: argparse.Namespace) -> int:
         __version__, policy.source, policy.digest, scheme, settings.host, settings.port, settings.normalised_prefix,
         " (client certificates required)" if settings.tls_client_ca else "",
     )
+    if settings.admin_port:
+        logging.getLogger("extender").info(
+            "status page on http://%s:%d/status (decisions kept under %s)", settings.admin_host, settings.admin_port,
+            settings.runtime_dir,
+        )
     ExtenderServer(settings).run()
     return 0
 

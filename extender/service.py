@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from extender.codec import kube_scheduler as wire
 from extender.codec import kube_scheduler_replies as replies
@@ -32,11 +32,14 @@ from extender.kube.candidates import CandidateNodes, NodeFetcher
 from extender.kube.seen import SeenNodes
 from extender.measured import NO_LOAD, LoadView
 from extender.sdk.rules import Context
+from extender.status import records
 from extender.view import NodeView, PodView
 
 log = logging.getLogger("extender.decisions")
 
 UnknownNodes = Literal["fail", "pass"]
+#: told each decision as a record dict (README "Status page"); must be quick and not raise
+Observer = Callable[[dict[str, Any]], None]
 UNKNOWN_NODE_REASON = "node(s) unknown to the extender (not in its node cache)"
 NO_CACHE_REASON = "node(s) unknown to the extender (it runs without a node cache)"
 NOT_SYNCED_ERROR = "the extender's node cache has not completed its first list yet; retry shortly"
@@ -102,6 +105,7 @@ class ExtenderService:
         clock: Callable[[], datetime] = _utcnow,
         load: LoadView = NO_LOAD,
         pod_requests: PodRequests | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.policy = policy
         #: what rules read through ``ctx.load`` (extender.load.view.ClusterLoad when running)
@@ -118,6 +122,8 @@ class ExtenderService:
         self.clock = clock
         #: where a bind finds the requests of the pod it binds (the Binding carries none)
         self.pod_requests = pod_requests
+        #: told each filter and prioritize decision (the status page's store, Events)
+        self.observers = tuple(observers)
 
     def _context(self, pod: PodView) -> Context:
         if self.pod_requests is not None:
@@ -141,12 +147,14 @@ class ExtenderService:
         if args.node_items is not None:
             items = args.node_items
             if not self.engine.in_scope(pod):
-                self._log_out_of_scope("filter", pod, len(items), started)
+                self._log_out_of_scope("filter", pod, len(items), started, "nodes", ctx.now)
                 return replies.encode_filter_reply(node_items=items)
             views = wire.decode_node_views(body, args)
             decision = self.engine.filter(pod, views, ctx)
             self.candidates.remember(views)
             self._log_filter(pod, len(items), decision, started)
+            if self.observers:
+                self._observe(records.filter_record(pod, "nodes", self.policy.digest, len(items), decision, ctx.now, self._ms(started)))
             return replies.encode_filter_reply(
                 node_items=[items[i] for i in decision.passed],
                 failed=decision.failed,
@@ -154,7 +162,7 @@ class ExtenderService:
             )
         names = args.node_names or []
         if not self.engine.in_scope(pod):
-            self._log_out_of_scope("filter", pod, len(names), started)
+            self._log_out_of_scope("filter", pod, len(names), started, "names", ctx.now)
             return replies.encode_filter_reply(node_names=names)
         if self.nodes is not None and not self.nodes.ready:
             # An error makes kube-scheduler retry the pod after a backoff; rejecting every
@@ -162,6 +170,8 @@ class ExtenderService:
             # (A cache that synced and then lost the API server keeps answering below, from
             # its last state; readiness takes the replica out of the Service meanwhile.)
             log.warning("filter pod=%s/%s answered with an error: node cache not synced", pod.namespace, pod.name)
+            if self.observers:
+                self._observe(records.untouched_record("filter", pod, "names", self.policy.digest, len(names), ctx.now, self._ms(started), NOT_SYNCED_ERROR))
             return replies.encode_filter_reply(error=NOT_SYNCED_ERROR)
         if self.nodes is not None:
             decision, positions, unknown = self.engine.filter_named(pod, names, self.nodes, ctx)
@@ -171,6 +181,8 @@ class ExtenderService:
         if unknown:
             decision = self._with_unknown(names, positions, unknown, decision)
         self._log_filter(pod, len(names), decision, started)
+        if self.observers:
+            self._observe(records.filter_record(pod, "names", self.policy.digest, len(names), decision, ctx.now, self._ms(started), len(unknown)))
         return replies.encode_filter_reply(
             node_names=names if len(decision.passed) == len(names) else [names[i] for i in decision.passed],
             failed=decision.failed,
@@ -203,17 +215,20 @@ class ExtenderService:
             views = args.nodes
             names = [v.name for v in views]
             if not self.engine.in_scope(pod):
-                self._log_out_of_scope("prioritize", pod, len(names), started)
+                self._log_out_of_scope("prioritize", pod, len(names), started, "nodes", ctx.now)
                 return replies.encode_host_priorities((n, 0) for n in names)
-            decision = self.engine.prioritize(pod, views, ctx, explain=log.isEnabledFor(logging.DEBUG))
+            explain = bool(self.observers) or log.isEnabledFor(logging.DEBUG)
+            decision = self.engine.prioritize(pod, views, ctx, explain=explain)
             self.candidates.remember(views)
             self._log_prioritize(pod, names, decision, started)
+            if self.observers:
+                self._observe(records.prioritize_record(pod, "nodes", self.policy.digest, names, decision, ctx.now, self._ms(started)))
             return replies.encode_host_priorities(zip(names, decision.scores))
         names = list(args.node_names or [])
         if not self.engine.in_scope(pod):
-            self._log_out_of_scope("prioritize", pod, len(names), started)
+            self._log_out_of_scope("prioritize", pod, len(names), started, "names", ctx.now)
             return replies.encode_host_priorities((n, 0) for n in names)
-        explain = log.isEnabledFor(logging.DEBUG)
+        explain = bool(self.observers) or log.isEnabledFor(logging.DEBUG)
         if self.nodes is not None:
             decision, positions, unknown = self.engine.prioritize_named(pod, names, self.nodes, ctx, explain=explain)
         else:
@@ -221,15 +236,18 @@ class ExtenderService:
             decision = self.engine.prioritize(pod, views, ctx, memoize=True, explain=explain)
         if unknown:  # unknown nodes get the lowest score
 
-            def expand(scores: Sequence[int]) -> list[int]:
-                full = [0] * len(names)
+            def expand(scores: Sequence[float]) -> list[Any]:
+                full: list[Any] = [0] * len(names)
                 for index, score in zip(positions, scores):
                     full[index] = score
                 return full
 
             shadow = {rule: expand(scores) for rule, scores in decision.shadow_scores.items()}
-            decision = ScoreDecision(True, expand(decision.scores), {}, shadow, decision.failures)
+            breakdown = {rule: expand(column) for rule, column in decision.breakdown.items()}
+            decision = ScoreDecision(True, expand(decision.scores), breakdown, shadow, decision.failures)
         self._log_prioritize(pod, names, decision, started)
+        if self.observers:
+            self._observe(records.prioritize_record(pod, "names", self.policy.digest, names, decision, ctx.now, self._ms(started)))
         return replies.encode_host_priorities(zip(names, decision.scores))
 
     # -- preempt ------------------------------------------------------------------------
@@ -288,11 +306,25 @@ class ExtenderService:
 
     # -- decision log -------------------------------------------------------------------
 
+    def _observe(self, record: dict[str, Any]) -> None:
+        """Tell the observers; one failing must not fail the call nor keep the others from it."""
+        for observer in self.observers:
+            try:
+                observer(record)
+            except Exception:  # noqa: BLE001 - an observer's bug is logged, never the verb's answer
+                log.exception("decision observer %r failed", observer)
+
+    @staticmethod
+    def _ms(started: float) -> float:
+        return (time.perf_counter() - started) * 1000
+
     @staticmethod
     def _elapsed(started: float) -> str:
         return f"{(time.perf_counter() - started) * 1000:.2f}ms"
 
-    def _log_out_of_scope(self, verb: str, pod: PodView, count: int, started: float) -> None:
+    def _log_out_of_scope(self, verb: str, pod: PodView, count: int, started: float, mode: str, now: datetime) -> None:
+        if self.observers:
+            self._observe(records.untouched_record(verb, pod, mode, self.policy.digest, count, now, self._ms(started)))
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s pod=%s/%s out of policy scope: %d node(s) untouched took=%s",

@@ -96,6 +96,20 @@ class Settings:
     #: a silent node, so a replica cut off for longer is taken out while healthy ones serve.
     cache_stale_seconds: float = 60.0
 
+    # -- status page, recent decisions, Kubernetes Events (README "Status page", "Events") --
+    #: a plain-HTTP port serving only the read-only status pages (GET /status...); 0: none
+    admin_port: int = 0
+    #: the address the admin port binds: loopback, reached with kubectl port-forward (the
+    #: pages show pod names, and the admin port has no authentication)
+    admin_host: str = "127.0.0.1"
+    #: decisions each worker keeps for the status page (newest first)
+    status_decisions: int = 200
+    #: post an events.k8s.io/v1 Event on each pod summarising the decision (rate-limited)
+    events: bool = False
+    #: per-process files shared by the workers (the decisions' ring files); None: a temporary
+    #: directory ``extender serve`` makes in the master before forking
+    runtime_dir: str | None = None
+
     @property
     def held_bytes_limit(self) -> int:
         """``max_held_bytes``, or twice the body limit when it is 0 (the default)."""
@@ -134,7 +148,9 @@ class Settings:
     def needs_api(self, bind_enabled: bool, metrics_api: bool = False) -> bool:
         """Whether the extender must talk to the Kubernetes API (``metrics_api``: the policy
         has a metrics-server source)."""
-        return self.node_cache or self.pod_cache or bind_enabled or self.preempt_node_lookup or metrics_api
+        return (
+            self.node_cache or self.pod_cache or bind_enabled or self.preempt_node_lookup or metrics_api or self.events
+        )
 
     def validate(self) -> list[str]:
         """Problems with these settings, as messages naming the setting."""
@@ -183,6 +199,15 @@ class Settings:
             )
         if not self.cache_stale_seconds > 0:
             problems.append(f"cache stale seconds {self.cache_stale_seconds}: must be greater than 0")
+        problems.extend(self._status_problems())
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
+        return problems
+
+    def _status_problems(self) -> list[str]:
+        problems = []
+        if self.admin_port and (not 0 < self.admin_port < 65536 or self.admin_port in (self.port, self.probe_port)):
+            problems.append(f"admin port {self.admin_port}: must be 1..65535 and not the serving or probe port")
+        if not 1 <= self.status_decisions <= 100_000:
+            problems.append(f"status decisions {self.status_decisions}: must be 1..100000")
         return problems

@@ -25,6 +25,10 @@ from extender.web.openapi import openapi_blueprint
 from extender.web.probes import Health, Probes, Readiness
 from extender.web.verbs import VerbEndpoint
 from extender.web.routes import handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
+# -- status page and Events (README "Status page", "Events") --
+from extender.kube.events import EventRecorder
+from extender.status.store import DecisionStore, decision_store
+from extender.web.status import status_blueprint
 
 log = logging.getLogger("extender")
 
@@ -105,6 +109,19 @@ def build_sources(policy: Policy, cluster: ClusterState | None, seen: SeenNodes 
     return build_load(policy, node_lister(cluster, seen), client if cluster is not None else None)
 
 
+def build_events(settings: Settings, policy: Policy, cluster: ClusterState | None) -> EventRecorder | None:
+    """The Event poster ``--events`` asks for (not started), or None."""
+    if not settings.events or cluster is None:
+        return None
+    import socket
+
+    return EventRecorder(
+        KubeClient(cluster.config, timeout=cluster.options.api_timeout),
+        instance=socket.gethostname(),  # the pod's name in a cluster
+        expects_prioritize=bool(policy.predicates) and bool(policy.priorities),
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -113,6 +130,7 @@ def create_app(
     cluster: ClusterState | None = None,
     readiness: Readiness | None = None,
     draining: Callable[[], bool] | None = None,
+    decisions: DecisionStore | None = None,
 ) -> Flask:
     """Build the WSGI app.
 
@@ -122,9 +140,13 @@ def create_app(
     cluster state is built (unless given) and started: call this in the serving process.
     ``draining`` says when the server has been told to stop: ``/readyz`` then answers 503
     while in-flight requests finish. Raises :class:`~extender.policy.PolicyError` on an
-    invalid policy.
+    invalid policy. ``decisions`` keeps the decisions the status page shows (default: with
+    ``--admin-port``, the ring files under the runtime dir, else in memory).
     """
     settings = settings or Settings.from_env()
+    if decisions is None and settings.admin_port:
+        decisions = decision_store(settings.runtime_dir, settings.status_decisions)
+    events: EventRecorder | None = None
     health: Health = _no_caches
     load: LoadState | None = None
     if service is None:
@@ -132,6 +154,7 @@ def create_app(
         cluster = cluster or build_cluster(settings, policy)
         seen = SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None
         load = build_sources(policy, cluster, seen)
+        events = build_events(settings, policy, cluster)
         service = ExtenderService(
             policy,
             nodes=cluster.nodes if cluster else None,
@@ -147,7 +170,10 @@ def create_app(
                 placements=cluster.binds if cluster else None,
             ),
             pod_requests=cluster.binds.requests if cluster and cluster.binder and cluster.binds else None,
+            observers=[o for o in (decisions, events) if o is not None],
         )
+    elif decisions is not None:
+        service.observers = (*service.observers, decisions)
     if cluster is not None:
         cluster.start()
         readiness = readiness or cluster.readiness
@@ -155,6 +181,8 @@ def create_app(
         log.info("Kubernetes API: %s; caches: %s", cluster.config.source, ", ".join(r.name for r in cluster.reflectors) or "none")
     if load is not None:
         load.start()  # after the caches: the first fetch maps series through their nodes
+    if events is not None:
+        events.start()
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Every method a route does not take is a JSON 405 naming the one it does; Flask's
@@ -174,6 +202,11 @@ def create_app(
     app.extensions["extender.probes"] = probes
     app.register_blueprint(probes_blueprint(probes))
     app.register_blueprint(openapi_blueprint(settings.normalised_prefix))
+    #: the status page's decisions and the Event poster (None when off)
+    app.extensions["extender.decisions"] = decisions
+    app.extensions["extender.events"] = events
+    if decisions is not None:
+        app.register_blueprint(status_blueprint(decisions, probes))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app
