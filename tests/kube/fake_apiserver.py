@@ -12,7 +12,8 @@ recordings are silent (storage semantics: :mod:`tests.kube.fake_store`)::
 
 Endpoints: ``GET /api/v1/nodes`` (list, watch), ``/api/v1/nodes/<name>``, ``/api/v1/pods``
 and ``/api/v1/namespaces/<ns>/pods`` (list, watch), ``.../pods/<name>``,
-``POST .../pods/<name>/binding``, ``/version``, ``/healthz``, ``/livez``, ``/readyz``. Any
+``POST .../pods/<name>/binding``, ``POST /apis/events.k8s.io/v1/namespaces/<ns>/events``
+(validated as the real server does; kept in :attr:`FakeApiServer.created_events`), ``/version``, ``/healthz``, ``/livez``, ``/readyz``. Any
 ``/apis/<group>/...`` is the plain-text 404 of an API group that is not installed (as the
 recorded metrics.k8s.io); other paths are a 404 Status, other methods on known paths 405.
 With ``metrics_server=True`` (or :meth:`set_node_metrics`), ``/apis/metrics.k8s.io/v1beta1/nodes``
@@ -28,6 +29,7 @@ non-watch body carries a Content-Length (Go would chunk bodies over 2 KiB).
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import re
 import socket
@@ -58,6 +60,7 @@ from .fake_store import (
     StatusError,
     Watch,
     go_json,
+    now_rfc3339,
     recorded_nodes,
     recorded_pods,
     status_body,
@@ -105,6 +108,7 @@ _FAILURES: dict[int, tuple[str, str]] = {
 _COLLECTION = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>nodes|pods)$")
 _OBJECT = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>nodes|pods)/(?P<name>[^/]+)$")
 _BINDING = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/binding$")
+_EVENTS = re.compile(r"^/apis/events\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/events$")
 _NODE_METRICS = re.compile(r"^/apis/metrics\.k8s\.io/v1beta1/nodes(?:/(?P<name>[^/]+))?$")
 _GO_TRUE, _GO_FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("", "0", "f", "F", "FALSE", "false", "False")
 
@@ -213,6 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
         if (match := _NODE_METRICS.match(path)) and self.server.fake.metrics_server:
             self._require(method, "GET")
             return self.server.fake._node_metrics(match["name"])
+        if match := _EVENTS.match(path):
+            self._require(method, "POST")
+            return _Response(201, go_json(self.server.fake._create_event(match["ns"], req.body)) + b"\n")
         if path.startswith("/apis/"):  # no aggregated or custom API group is installed
             return _Response(404, PAGE_NOT_FOUND, "text/plain; charset=utf-8", {"X-Content-Type-Options": "nosniff"})
         if match := _BINDING.match(path):
@@ -440,6 +447,8 @@ class FakeApiServer:
             nodes=recorded_nodes() if nodes is None else nodes,
             pods=recorded_pods() if pods is None else pods,
         )
+        #: events.k8s.io/v1 Events created, as stored (oldest first)
+        self.created_events: list[JsonObj] = []
         #: every request received, in order (append-only; clear() it at will)
         self.requests: list[RecordedRequest] = []
         #: a watch without timeoutSeconds lasts this * (1 + random()) seconds, as --min-request-timeout
@@ -447,6 +456,7 @@ class FakeApiServer:
         self._faults: list[_Fault] = []
         self._delays: list[_Delay] = []
         self._lock = threading.Lock()
+        self._event_rv = 1_000_000  # Events live in their own etcd prefix here
         #: set to cut the current delays short (stop(), clear_delays()); replaced after
         self._wake = threading.Event()
         self._httpd: _HttpServer | None = None
@@ -521,6 +531,51 @@ class FakeApiServer:
         """The event log: (rv, type, kind, object) of every write, oldest first."""
         with self.store.cond:
             return list(self.store.log)
+
+    def _create_event(self, namespace: str, body: bytes) -> JsonObj:
+        """Validate and store an events.k8s.io/v1 Event (ValidateEventCreate, v1.24)."""
+        try:
+            event = json.loads(body)
+        except ValueError as exc:
+            raise StatusError(400, "BadRequest", f"the object provided is unrecognized: {exc}") from None
+        if not isinstance(event, dict) or event.get("kind") != "Event" or event.get("apiVersion") != "events.k8s.io/v1":
+            raise StatusError(400, "BadRequest", "the object provided is unrecognized (wrong kind or apiVersion)")
+        meta = event.setdefault("metadata", {})
+        if meta.get("namespace", namespace) != namespace:
+            raise StatusError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+        problems = []
+        if not meta.get("name") and not meta.get("generateName"):
+            problems.append("metadata.name: Required value: name or generateName is required")
+        for key in ("eventTime", "reportingController", "reportingInstance", "action", "reason"):
+            if not event.get(key):
+                problems.append(f"{key}: Required value")
+        for key in ("reportingInstance", "action", "reason"):
+            if len(str(event.get(key, ""))) > 128:
+                problems.append(f"{key}: Too long: may not be longer than 128")
+        if event.get("type") not in ("Normal", "Warning"):
+            problems.append(f"type: Unsupported value: {event.get('type')!r}: supported values: \"Normal\", \"Warning\"")
+        if len(str(event.get("note", "")).encode()) > 1024:
+            problems.append("note: Too long: may not be longer than 1024")
+        regarding = event.get("regarding") or {}
+        if regarding.get("namespace") and regarding["namespace"] != namespace:
+            problems.append("regarding.namespace: Invalid value: does not match event.namespace")
+        if problems:
+            name = meta.get("name") or meta.get("generateName", "")
+            raise StatusError(
+                422, "Invalid", f'Event.events.k8s.io "{name}" is invalid: [{", ".join(problems)}]',
+                details={"name": name, "group": "events.k8s.io", "kind": "Event"},
+            )
+        with self._lock:
+            self._event_rv += 1
+            meta.update(
+                namespace=namespace,
+                name=meta.get("name") or meta["generateName"] + uuid.uuid4().hex[:5],
+                uid=str(uuid.uuid4()),
+                resourceVersion=str(self._event_rv),
+                creationTimestamp=now_rfc3339(),
+            )
+            self.created_events.append(event)
+        return event
 
     def add_node(self, obj: JsonObj) -> JsonObj:
         """Create a node (ADDED); returns it as stored."""
