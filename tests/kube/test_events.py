@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from extender.kube.client import KubeClient
 from extender.kube.config import ClusterConfig, StaticToken
 from extender.kube.events import Combiner, EventOptions, EventRecorder, TokenBucket, event_body
 from extender.status.summary import summary_line
-from tests.conftest import eventually
+from tests.conftest import FIXTURES, eventually
 from tests.kube.fake_apiserver import FakeApiServer
+from tests.kube.live import write_kubeconfig
+from tests.live_server import ROOT, running_server
 
 WHEN = datetime(2026, 12, 7, 16, 55, 1, 123456, tzinfo=timezone.utc)
 
@@ -217,3 +220,21 @@ def test_the_fake_validates_events_as_the_api_server(apiserver: FakeApiServer, c
     )
     assert response.status_code == 422 and message in response.json()["message"]
     assert apiserver.created_events == []
+
+
+def test_extender_serve_with_events_posts_one_event_per_pod(apiserver: FakeApiServer, tmp_path: Path) -> None:
+    """``extender serve --events`` as run outside a cluster: recorded kube-scheduler requests
+    (full-node mode) become one combined Event on the pod."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", apiserver.url)
+    flags = ("--workers", "1", "--policy", str(ROOT / "deploy" / "extender" / "policy.yaml"), "--events",
+             "--kubeconfig", str(kubeconfig))  # fmt: skip
+    with running_server(tmp_path, *flags) as server:
+        for path in sorted((FIXTURES / "kube-scheduler-v1.30" / "full-nodes").glob("*-web-1.request.json")):
+            assert server.post(path.name.split("-")[1], path.read_bytes()).status_code == 200
+        eventually(lambda: len(apiserver.created_events) == 1)
+        (event,) = apiserver.created_events
+        assert event["note"] == (
+            "extender: 4/8 nodes passed; 4 rejected (reserved for node pool 'gpu'); best node-00001 score 10 (newest-nodes 10)"
+        )
+        assert event["regarding"]["name"] == "web-1" and event["regarding"]["kind"] == "Pod"
+        assert event["regarding"]["uid"] and event["metadata"]["namespace"] == event["regarding"]["namespace"]
