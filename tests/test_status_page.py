@@ -4,7 +4,9 @@ server: tests/test_status_browser.py."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -15,8 +17,10 @@ import pytest
 from flask import Flask
 
 from extender.policy import load_policy
+from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.status.store import SLOT_BYTES, MemoryStore, RingFileStore, decision_store, slot_bytes
+from extender.status.summary import record_summary
 from extender.web import create_app
 from tests.conftest import FIXTURES
 
@@ -183,3 +187,55 @@ def test_settings_limit_the_decisions_kept(capacity: int) -> None:
     assert Settings(admin_port=8889, status_decisions=capacity).validate() == []
     assert "status decisions 0" in Settings(status_decisions=0).validate()[0]
     assert "admin port 8888" in Settings(admin_port=8888).validate()[0]
+
+
+# -- the records the service hands its observers ---------------------------------------------
+
+
+def test_names_mode_records_count_unknown_nodes_and_observer_errors_are_contained() -> None:
+    store = MemoryStore(10)
+
+    def broken(record: dict[str, Any]) -> None:
+        raise RuntimeError("observer bug")
+
+    service = ExtenderService(load_policy(str(POLICY)), observers=[broken, store])  # no node cache
+    body = (FIXTURES / "kube-scheduler-v1.30" / "node-cache" / "00001-filter-gpu-1.request.json").read_bytes()
+    reply = json.loads(service.filter(body))  # the broken observer does not fail the call
+    assert len(reply["FailedAndUnresolvableNodes"]) == 8
+    (entry,) = store.recent()
+    filtered = entry["record"]
+    assert (filtered["verb"], filtered["mode"], filtered["nodes"], filtered["passed"], filtered["unknown"]) == (
+        "filter", "names", 8, 0, 8,
+    )
+    (rejection,) = filtered["rejected"]
+    assert rejection["count"] == 8 and len(rejection["nodes"]) == 5 and rejection["resolvable"] is False
+    assert filtered["pod"]["name"] == "gpu-1" and filtered["policy"] == service.policy.digest
+    assert filtered["time"].endswith("Z") and filtered["tookMs"] >= 0
+
+
+def test_an_out_of_scope_pod_is_recorded_as_untouched() -> None:
+    store = MemoryStore(10)
+    service = ExtenderService(load_policy(str(POLICY)), observers=[store])
+    args = json.loads((FULL_NODES / "00001-filter-web-1.request.json").read_bytes())
+    args["Pod"]["metadata"]["namespace"] = "kube-system"  # excluded by the policy's scope
+    service.filter(json.dumps(args).encode())
+    (entry,) = store.recent()
+    assert entry["record"]["outcome"] == "out-of-scope" and entry["record"]["nodes"] == 8
+    assert record_summary(entry["record"]) == "8 nodes untouched (pod out of the policy's scope)"
+
+
+def test_serve_flags_and_the_runtime_dir(tmp_path: Path) -> None:
+    from extender.cli import _parser, _runtime_dir
+
+    args = _parser().parse_args(["serve", "--admin-port", "8889", "--status-decisions", "50", "--events"])
+    settings = Settings().with_overrides(vars(args))
+    assert (settings.admin_port, settings.admin_host, settings.status_decisions, settings.events) == (8889, "127.0.0.1", 50, True)
+    assert settings.needs_api(bind_enabled=False)  # Events go through the API server
+    stale = tmp_path / "decisions" / "123.ring"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
+    made = _runtime_dir(settings.with_overrides({"runtime_dir": str(tmp_path)}))
+    assert made.runtime_dir == str(tmp_path) and list((tmp_path / "decisions").iterdir()) == []
+    temporary = _runtime_dir(settings)
+    assert temporary.runtime_dir and Path(temporary.runtime_dir, "decisions").is_dir()
+    shutil.rmtree(temporary.runtime_dir)

@@ -29,7 +29,6 @@ non-watch body carries a Content-Length (Go would chunk bodies over 2 KiB).
 from __future__ import annotations
 
 import gzip
-import json
 import random
 import re
 import socket
@@ -60,11 +59,11 @@ from .fake_store import (
     StatusError,
     Watch,
     go_json,
-    now_rfc3339,
     recorded_nodes,
     recorded_pods,
     status_body,
 )
+from .fake_events import EventStore
 from .tls import TlsFiles
 
 #: what ``/version`` answers (the v1.24.0 release build)
@@ -219,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self.server.fake._node_metrics(match["name"])
         if match := _EVENTS.match(path):
             self._require(method, "POST")
-            return _Response(201, go_json(self.server.fake._create_event(match["ns"], req.body)) + b"\n")
+            return _Response(201, go_json(self.server.fake.event_store.create(match["ns"], req.body)) + b"\n")
         if path.startswith("/apis/"):  # no aggregated or custom API group is installed
             return _Response(404, PAGE_NOT_FOUND, "text/plain; charset=utf-8", {"X-Content-Type-Options": "nosniff"})
         if match := _BINDING.match(path):
@@ -447,8 +446,8 @@ class FakeApiServer:
             nodes=recorded_nodes() if nodes is None else nodes,
             pods=recorded_pods() if pods is None else pods,
         )
-        #: events.k8s.io/v1 Events created, as stored (oldest first)
-        self.created_events: list[JsonObj] = []
+        #: events.k8s.io/v1 Events created (``created_events``: as stored, oldest first)
+        self.event_store = EventStore()
         #: every request received, in order (append-only; clear() it at will)
         self.requests: list[RecordedRequest] = []
         #: a watch without timeoutSeconds lasts this * (1 + random()) seconds, as --min-request-timeout
@@ -456,7 +455,6 @@ class FakeApiServer:
         self._faults: list[_Fault] = []
         self._delays: list[_Delay] = []
         self._lock = threading.Lock()
-        self._event_rv = 1_000_000  # Events live in their own etcd prefix here
         #: set to cut the current delays short (stop(), clear_delays()); replaced after
         self._wake = threading.Event()
         self._httpd: _HttpServer | None = None
@@ -527,55 +525,15 @@ class FakeApiServer:
         return self.store.snapshot(PODS)
 
     @property
+    def created_events(self) -> list[JsonObj]:
+        """The events.k8s.io/v1 Events created, as stored, oldest first."""
+        return self.event_store.created()
+
+    @property
     def events(self) -> list[Event]:
         """The event log: (rv, type, kind, object) of every write, oldest first."""
         with self.store.cond:
             return list(self.store.log)
-
-    def _create_event(self, namespace: str, body: bytes) -> JsonObj:
-        """Validate and store an events.k8s.io/v1 Event (ValidateEventCreate, v1.24)."""
-        try:
-            event = json.loads(body)
-        except ValueError as exc:
-            raise StatusError(400, "BadRequest", f"the object provided is unrecognized: {exc}") from None
-        if not isinstance(event, dict) or event.get("kind") != "Event" or event.get("apiVersion") != "events.k8s.io/v1":
-            raise StatusError(400, "BadRequest", "the object provided is unrecognized (wrong kind or apiVersion)")
-        meta = event.setdefault("metadata", {})
-        if meta.get("namespace", namespace) != namespace:
-            raise StatusError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
-        problems = []
-        if not meta.get("name") and not meta.get("generateName"):
-            problems.append("metadata.name: Required value: name or generateName is required")
-        for key in ("eventTime", "reportingController", "reportingInstance", "action", "reason"):
-            if not event.get(key):
-                problems.append(f"{key}: Required value")
-        for key in ("reportingInstance", "action", "reason"):
-            if len(str(event.get(key, ""))) > 128:
-                problems.append(f"{key}: Too long: may not be longer than 128")
-        if event.get("type") not in ("Normal", "Warning"):
-            problems.append(f"type: Unsupported value: {event.get('type')!r}: supported values: \"Normal\", \"Warning\"")
-        if len(str(event.get("note", "")).encode()) > 1024:
-            problems.append("note: Too long: may not be longer than 1024")
-        regarding = event.get("regarding") or {}
-        if regarding.get("namespace") and regarding["namespace"] != namespace:
-            problems.append("regarding.namespace: Invalid value: does not match event.namespace")
-        if problems:
-            name = meta.get("name") or meta.get("generateName", "")
-            raise StatusError(
-                422, "Invalid", f'Event.events.k8s.io "{name}" is invalid: [{", ".join(problems)}]',
-                details={"name": name, "group": "events.k8s.io", "kind": "Event"},
-            )
-        with self._lock:
-            self._event_rv += 1
-            meta.update(
-                namespace=namespace,
-                name=meta.get("name") or meta["generateName"] + uuid.uuid4().hex[:5],
-                uid=str(uuid.uuid4()),
-                resourceVersion=str(self._event_rv),
-                creationTimestamp=now_rfc3339(),
-            )
-            self.created_events.append(event)
-        return event
 
     def add_node(self, obj: JsonObj) -> JsonObj:
         """Create a node (ADDED); returns it as stored."""
