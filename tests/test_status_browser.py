@@ -3,8 +3,9 @@ serve``: recorded kube-scheduler requests go to the verbs port, the decisions th
 on the admin port's page with their per-rule breakdown, and the admin port serves nothing
 else.
 
-Set STATUS_SCREENSHOT=<file.png> to keep the screenshot of the page (it is always taken, in
-the test's temporary directory, and checked to be a PNG)."""
+Set STATUS_SCREENSHOT=<file.png> to keep the screenshots of the page and of a decision's page
+(<file>-detail.png); they are always taken, in the test's temporary directory, and checked to
+be PNGs."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def test_the_status_page_shows_recorded_decisions_in_chromium(tmp_path: Path) ->
         # The filter decision's page: its rejections, rule by rule and reason by reason.
         link = re.search(r'href="(/status/decisions/[^"]+)"', oldest)
         assert link is not None
-        detail = chromium(tmp_path, f"http://127.0.0.1:{admin}{link.group(1)}", "--dump-dom")
+        filter_page = f"http://127.0.0.1:{admin}{link.group(1)}"
+        detail = chromium(tmp_path, filter_page, "--dump-dom")
         assert "filter of pod default/web-1" in detail
         rejected = re.search(r'<table id="rejected">(.*?)</table>', detail, re.S)
         assert rejected is not None and "reserved for node pool 'gpu'" in rejected.group(1)
@@ -76,11 +78,13 @@ def test_the_status_page_shows_recorded_decisions_in_chromium(tmp_path: Path) ->
         best = re.search(r'<table id="best">(.*?)</table>', detail, re.S)
         assert best is not None and "<td>newest-nodes</td><td>10.0</td>" in best.group(1)
 
-        shot = tmp_path / "status.png"
-        chromium(tmp_path, status, f"--screenshot={shot}", "--window-size=1280,1600", "--hide-scrollbars")
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        if os.environ.get("STATUS_SCREENSHOT"):
-            shutil.copyfile(shot, os.environ["STATUS_SCREENSHOT"])
+        for page, shot in ((status, tmp_path / "status.png"), (filter_page, tmp_path / "status-detail.png")):
+            chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,1600", "--hide-scrollbars")
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if os.environ.get("STATUS_SCREENSHOT"):  # the page, and <name>-detail.png: the filter decision's
+            target = Path(os.environ["STATUS_SCREENSHOT"])
+            shutil.copyfile(tmp_path / "status.png", target)
+            shutil.copyfile(tmp_path / "status-detail.png", target.with_name(f"{target.stem}-detail.png"))
 
         # The admin port serves the status page only; the verbs port does not serve it.
         assert requests.get(f"http://127.0.0.1:{admin}/healthz", timeout=10).status_code == 404
