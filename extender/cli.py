@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds a synced cache may be without the API server before /readyz fails (default 60)",
     )
+    _status_flags(serve)
 
     decisions = serve.add_argument_group("decision records (one JSON line per verb call on extender.decisions)")
     decisions.add_argument(
@@ -152,6 +153,21 @@ def _explain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     explain.add_argument("--unknown-nodes", choices=("fail", "pass"), default="fail", help="names mode: as serve's flag")
     explain.add_argument("--json", action="store_true", help="print the decision record(s) as JSON instead")
+
+
+def _status_flags(serve: argparse.ArgumentParser) -> None:
+    status = serve.add_argument_group("status page and Kubernetes Events (README \"Status page\", \"Events\")")
+    status.add_argument(
+        "--admin-port", type=int, help="plain-HTTP port serving only the read-only status page (default 0: off)"
+    )
+    status.add_argument("--admin-host", help="address the admin port binds (default 127.0.0.1: kubectl port-forward)")
+    status.add_argument("--status-decisions", type=int, metavar="N", help="decisions each worker keeps (default 200)")
+    status.add_argument(
+        "--events",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="post a rate-limited Event on each pod summarising the decision (needs RBAC; default off)",
+    )
 
 
 def _quick_log_records() -> None:
@@ -226,7 +242,12 @@ def _serve_in(settings: Settings) -> int:
         __version__, policy.source, policy.digest, scheme, settings.host, settings.port, settings.normalised_prefix,
         " (client certificates required)" if settings.tls_client_ca else "",
     )
-    logging.getLogger("extender").info("runtime directory %s (workers' metrics in its metrics/)", settings.runtime_dir)
+    logging.getLogger("extender").info("runtime directory %s (the workers' metrics/ and decisions/)", settings.runtime_dir)
+    if settings.admin_port:
+        logging.getLogger("extender").info(
+            "status page on http://%s:%d/status (decisions kept under %s)", settings.admin_host, settings.admin_port,
+            settings.runtime_dir,
+        )
     ExtenderServer(settings, policy).run()
     return 0
 

@@ -113,6 +113,16 @@ class Settings:
     #: seconds between checks of the policy file for new content (each worker); 0: only on
     #: SIGHUP. A ConfigMap update reaches the pod's volume within kubelet's sync period (~1 min).
     policy_poll_seconds: float = 2.0
+    # -- status page, recent decisions, Kubernetes Events (README "Status page", "Events") --
+    #: a plain-HTTP port serving only the read-only status pages (GET /status...); 0: none
+    admin_port: int = 0
+    #: the address the admin port binds: loopback, reached with kubectl port-forward (the
+    #: pages show pod names, and the admin port has no authentication)
+    admin_host: str = "127.0.0.1"
+    #: decisions each worker keeps for the status page (newest first)
+    status_decisions: int = 200
+    #: post an events.k8s.io/v1 Event on each pod summarising the decision (rate-limited)
+    events: bool = False
 
     @property
     def held_bytes_limit(self) -> int:
@@ -152,7 +162,9 @@ class Settings:
     def needs_api(self, bind_enabled: bool, metrics_api: bool = False) -> bool:
         """Whether the extender must talk to the Kubernetes API (``metrics_api``: the policy
         has a metrics-server source)."""
-        return self.node_cache or self.pod_cache or bind_enabled or self.preempt_node_lookup or metrics_api
+        return (
+            self.node_cache or self.pod_cache or bind_enabled or self.preempt_node_lookup or metrics_api or self.events
+        )
 
     def validate(self) -> list[str]:
         """Problems with these settings, as messages naming the setting."""
@@ -209,6 +221,15 @@ class Settings:
             problems.append(f"decision max nodes {self.decision_max_nodes}: must be 0 (no bound) or more")
         if self.policy_poll_seconds < 0:
             problems.append(f"policy poll seconds {self.policy_poll_seconds}: must be 0 (only on SIGHUP) or more")
+        problems.extend(self._status_problems())
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             problems.append(f"log level {self.log_level!r}: must be debug, info, warning, error or critical")
+        return problems
+
+    def _status_problems(self) -> list[str]:
+        problems = []
+        if self.admin_port and (not 0 < self.admin_port < 65536 or self.admin_port in (self.port, self.probe_port)):
+            problems.append(f"admin port {self.admin_port}: must be 1..65535 and not the serving or probe port")
+        if not 1 <= self.status_decisions <= 100_000:
+            problems.append(f"status decisions {self.status_decisions}: must be 1..100000")
         return problems

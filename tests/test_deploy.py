@@ -87,6 +87,8 @@ FEATURE_RBAC: dict[str, dict[tuple[str, str], set[str]]] = {
     "preempt-node-lookup": {("", "nodes"): {"get"}},
     # a metrics-server source: one list of NodeMetrics per refresh
     "metrics-server-source": {("metrics.k8s.io", "nodes"): {"list"}},
+    # --events: one Event posted per pod decision (rate-limited), never read or updated
+    "events": {("events.k8s.io", "events"): {"create"}},
 }
 # What each component under deploy/components sets on the extender container.
 COMPONENT_ENV = {
@@ -95,6 +97,7 @@ COMPONENT_ENV = {
     "bind": {"EXTENDER_BIND_TIMEOUT": "3"},  # bind itself is switched on by the policy
     "preempt-node-lookup": {"EXTENDER_PREEMPT_NODE_LOOKUP": "true"},
     "metrics-server-source": {},  # the source itself is declared in the policy
+    "events": {"EXTENDER_EVENTS": "true"},
 }
 # Built-in roles bound in deploy/, which no render contains. Excerpts of the bootstrap policy
 # (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, K1.30): only the rules an
@@ -267,6 +270,7 @@ def features_of(docs: list[dict[str, Any]], pod: dict[str, Any], container: dict
         "node-cache": settings.node_cache,
         "pod-cache": settings.pod_cache,
         "preempt-node-lookup": settings.preempt_node_lookup,
+        "events": settings.events,
     }
     policy = mounted_policy(docs, pod, container)
     enabled["bind"] = policy.bind_enabled

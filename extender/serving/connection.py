@@ -25,6 +25,8 @@ class Limits:
     head_limit: int
     #: the plain-HTTP listener for kubelet probes (0: none)
     probe_port: int = 0
+    #: the plain-HTTP listener for the status page (0: none)
+    admin_port: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, head_limit: int) -> Limits:
@@ -35,6 +37,7 @@ class Limits:
             max_held_bytes=settings.held_bytes_limit,
             head_limit=head_limit,
             probe_port=settings.probe_port,
+            admin_port=settings.admin_port,
         )
 
 
@@ -52,6 +55,8 @@ class Conn(TConn):  # type: ignore[misc]
         self.handshaking = False
         #: accepted on the probe port: plain HTTP, probes only
         self.probes_only = bool(limits.probe_port) and server[1] == limits.probe_port
+        #: accepted on the admin port: plain HTTP, the status page only
+        self.admin_only = bool(limits.admin_port) and server[1] == limits.admin_port
         self.request: Request | None = None
         #: the request, if the fast path answers it
         self.call: FastCall | None = None

@@ -44,6 +44,7 @@ from extender.serving.tls import ReloadingContext, TLSFiles
 from extender.settings import Settings
 from extender.web.probes import PROBE_PATHS
 from extender.web.telemetry import METRICS_PATH
+from extender.web.status import STATUS_PATH
 
 log = logging.getLogger("extender.serving")
 
@@ -58,6 +59,10 @@ PROBES = {("GET", path) for path in PROBE_PATHS.values()} | {("GET", METRICS_PAT
 #: how often the worker tells the arbiter it is alive (gthread does on every turn of its
 #: loop, a syscall per request; the arbiter's timeout is 30 s)
 NOTIFY_INTERVAL = 1.0
+
+
+def _is_status(path: str) -> bool:
+    return path == STATUS_PATH or path.startswith(f"{STATUS_PATH}/")
 
 
 class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
@@ -140,7 +145,7 @@ class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
                 return
             self.nr_conns += 1
             conn = Conn(self.cfg, sock, client, listener.getsockname(), self.limits, self._hold, self._scratch)
-            if self.tls is not None and not conn.probes_only:
+            if self.tls is not None and not conn.probes_only and not conn.admin_only:
                 try:
                     conn.sock = self.tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 except (OSError, ssl.SSLError):
@@ -264,7 +269,7 @@ class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
     def _dispatch(self, conn: Conn) -> None:
         del self.reading[conn]
         request = conn.inbox.take()
-        call = self.fast.match(request.head, conn.probes_only) if self.fast is not None else None
+        call = self.fast.match(request.head, conn.probes_only) if self.fast is not None and not conn.admin_only else None
         if call is not None and FastPath.inline(call, len(request.body)):
             self._answer_inline(conn, call, request.body)
             return
@@ -330,6 +335,10 @@ class BufferingWorker(ConnectionEnds, ThreadWorker):  # type: ignore[misc]
             req._expected_100_continue = False  # the event loop has answered it
             if conn.probes_only and (req.method, req.path) not in PROBES:
                 conn.sock.sendall(json_reply(404, "the probe port serves only GET /healthz, GET /readyz and GET /metrics"))
+                return False
+            if conn.admin_only != _is_status(req.path):  # the status page on its own port only
+                where = "the admin port serves only GET /status" if conn.admin_only else f"no such endpoint: {req.method} {req.path}"
+                conn.sock.sendall(json_reply(404, where))
                 return False
             keep_alive = bool(self.handle_request(req, conn))
             return keep_alive and bool(parser.finish_body())

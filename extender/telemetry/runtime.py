@@ -3,8 +3,8 @@
 ``extender serve`` prepares it in the gunicorn master, before the fork and before anything
 imports prometheus_client (which reads ``PROMETHEUS_MULTIPROC_DIR`` once, at import):
 ``<dir>/metrics`` holds the workers' metric files and is emptied at start, as values left
-by an earlier run would be summed into this one. Other components make their own
-subdirectories (e.g. ``<dir>/decisions``). Without ``--runtime-dir`` the directory is a
+by an earlier run would be summed into this one; ``<dir>/decisions`` holds the status page's
+ring files (:mod:`extender.status.store`) and is emptied too. Without ``--runtime-dir`` the directory is a
 fresh private one, in memory (/dev/shm) when there is one, removed at exit.
 """
 
@@ -42,7 +42,8 @@ class RuntimeDir:
 
 
 def prepare(configured: str | None) -> RuntimeDir:
-    """Make (or reuse ``configured``) the runtime directory, empty its metrics subdirectory and
+    """Make (or reuse ``configured``) the runtime directory, empty its metrics and decisions
+    (the status page's ring files, :mod:`extender.status.store`) subdirectories and
     point ``PROMETHEUS_MULTIPROC_DIR`` at it. Raises OSError if it cannot be made."""
     if configured:
         runtime = RuntimeDir(Path(configured).resolve(), owned=False)
@@ -51,9 +52,10 @@ def prepare(configured: str | None) -> RuntimeDir:
         parent = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         runtime = RuntimeDir(Path(tempfile.mkdtemp(prefix="extender-", dir=parent)), owned=True)  # mode 0700
     metrics = runtime.metrics
-    if metrics.exists():
-        shutil.rmtree(metrics)
-    metrics.mkdir(mode=0o700)
+    for subdirectory in (metrics, runtime.path / "decisions"):  # not an earlier run's files
+        if subdirectory.exists():
+            shutil.rmtree(subdirectory)
+        subdirectory.mkdir(mode=0o700)
     if "prometheus_client" in sys.modules:  # too late for this process; the workers re-import nothing
         log.warning("prometheus_client was imported before the runtime directory was set: metrics may be per worker")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)

@@ -31,6 +31,10 @@ from extender.web.verbs import VerbEndpoint
 from extender.telemetry import metrics
 from extender.web.telemetry import metrics_blueprint
 from extender.web.routes import handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
+# -- status page and Events (README "Status page", "Events") --
+from extender.kube.events import EventRecorder
+from extender.status.store import DecisionStore, decision_store
+from extender.web.status import status_blueprint
 
 log = logging.getLogger("extender")
 
@@ -121,6 +125,19 @@ def decision_log_options(settings: Settings) -> DecisionLogOptions:
     )
 
 
+def build_events(settings: Settings, policy: Policy, cluster: ClusterState | None) -> EventRecorder | None:
+    """The Event poster ``--events`` asks for (not started), or None."""
+    if not settings.events or cluster is None:
+        return None
+    import socket
+
+    return EventRecorder(
+        KubeClient(cluster.config, timeout=cluster.options.api_timeout),
+        instance=socket.gethostname(),  # the pod's name in a cluster
+        expects_prioritize=bool(policy.predicates) and bool(policy.priorities),
+    )
+
+
 def _rebuild(
     settings: Settings, cluster: ClusterState | None, seen: SeenNodes | None, observers: Sequence[Observer]
 ) -> Rebuild:
@@ -169,6 +186,7 @@ def create_app(
     readiness: Readiness | None = None,
     draining: Callable[[], bool] | None = None,
     observers: Sequence[Observer] = (),
+    decisions: DecisionStore | None = None,
 ) -> Flask:
     """Build the WSGI app.
 
@@ -179,9 +197,14 @@ def create_app(
     ``draining`` says when the server has been told to stop: ``/readyz`` then answers 503
     while in-flight requests finish. Raises :class:`~extender.policy.PolicyError` on an
     invalid policy. ``observers`` get every call's decision record (see
-    :class:`~extender.decisions.DecisionLog`) when the service is built here.
+    :class:`~extender.decisions.DecisionLog`) when the service is built here. ``decisions``
+    keeps the decisions the status page shows (default: with ``--admin-port``, the ring files
+    under the runtime dir, else none).
     """
     settings = settings or Settings.from_env()
+    if decisions is None and settings.admin_port:
+        decisions = decision_store(settings.runtime_dir, settings.status_decisions)
+    events: EventRecorder | None = None
     health: Health = _no_caches
     load: LoadState | None = None
     rebuild: Rebuild | None = None
@@ -189,9 +212,13 @@ def create_app(
         policy = policy or load_policy(settings.policy)
         cluster = cluster or build_cluster(settings, policy)
         seen = SeenNodes(settings.preempt_seen_nodes) if settings.preempt_seen_nodes > 0 else None
-        rebuild = _rebuild(settings, cluster, seen, (metrics.observe_decision, *observers))
+        events = build_events(settings, policy, cluster)
+        every = (metrics.observe_decision, *observers, *(o for o in (decisions, events) if o is not None))
+        rebuild = _rebuild(settings, cluster, seen, every)
         load = rebuild.sources(policy)
         service = rebuild.service(policy, load)
+    elif decisions is not None:
+        service.decisions.observers = (*service.decisions.observers, decisions)
     if cluster is not None:
         cluster.start()
         readiness = readiness or cluster.readiness
@@ -199,6 +226,8 @@ def create_app(
         log.info("Kubernetes API: %s; caches: %s", cluster.config.source, ", ".join(r.name for r in cluster.reflectors) or "none")
     if load is not None:
         load.start()  # after the caches: the first fetch maps series through their nodes
+    if events is not None:
+        events.start()
     app = Flask("extender")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Every method a route does not take is a JSON 405 naming the one it does; Flask's
@@ -228,6 +257,11 @@ def create_app(
         reloader = PolicyReloader(app.extensions, rebuild, status, watch, settings.policy_poll_seconds)
         app.extensions["extender.reloader"] = reloader
     status.listeners.append(metrics.policy_reloaded)
+    #: the status page's decisions and the Event poster (None when off)
+    app.extensions["extender.decisions"] = decisions
+    app.extensions["extender.events"] = events
+    if decisions is not None:
+        app.register_blueprint(status_blueprint(decisions, probes))
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app

@@ -12,7 +12,8 @@ recordings are silent (storage semantics: :mod:`tests.kube.fake_store`)::
 
 Endpoints: ``GET /api/v1/nodes`` (list, watch), ``/api/v1/nodes/<name>``, ``/api/v1/pods``
 and ``/api/v1/namespaces/<ns>/pods`` (list, watch), ``.../pods/<name>``,
-``POST .../pods/<name>/binding``, ``/version``, ``/healthz``, ``/livez``, ``/readyz``. Any
+``POST .../pods/<name>/binding``, ``POST /apis/events.k8s.io/v1/namespaces/<ns>/events``
+(validated as the real server does; kept in :attr:`FakeApiServer.created_events`), ``/version``, ``/healthz``, ``/livez``, ``/readyz``. Any
 ``/apis/<group>/...`` is the plain-text 404 of an API group that is not installed (as the
 recorded metrics.k8s.io); other paths are a 404 Status, other methods on known paths 405.
 With ``metrics_server=True`` (or :meth:`set_node_metrics`), ``/apis/metrics.k8s.io/v1beta1/nodes``
@@ -62,6 +63,7 @@ from .fake_store import (
     recorded_pods,
     status_body,
 )
+from .fake_events import EventStore
 from .tls import TlsFiles
 
 #: what ``/version`` answers (the v1.24.0 release build)
@@ -105,6 +107,7 @@ _FAILURES: dict[int, tuple[str, str]] = {
 _COLLECTION = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>nodes|pods)$")
 _OBJECT = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>nodes|pods)/(?P<name>[^/]+)$")
 _BINDING = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/binding$")
+_EVENTS = re.compile(r"^/apis/events\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/events$")
 _NODE_METRICS = re.compile(r"^/apis/metrics\.k8s\.io/v1beta1/nodes(?:/(?P<name>[^/]+))?$")
 _GO_TRUE, _GO_FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("", "0", "f", "F", "FALSE", "false", "False")
 
@@ -213,6 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
         if (match := _NODE_METRICS.match(path)) and self.server.fake.metrics_server:
             self._require(method, "GET")
             return self.server.fake._node_metrics(match["name"])
+        if match := _EVENTS.match(path):
+            self._require(method, "POST")
+            return _Response(201, go_json(self.server.fake.event_store.create(match["ns"], req.body)) + b"\n")
         if path.startswith("/apis/"):  # no aggregated or custom API group is installed
             return _Response(404, PAGE_NOT_FOUND, "text/plain; charset=utf-8", {"X-Content-Type-Options": "nosniff"})
         if match := _BINDING.match(path):
@@ -440,6 +446,8 @@ class FakeApiServer:
             nodes=recorded_nodes() if nodes is None else nodes,
             pods=recorded_pods() if pods is None else pods,
         )
+        #: events.k8s.io/v1 Events created (``created_events``: as stored, oldest first)
+        self.event_store = EventStore()
         #: every request received, in order (append-only; clear() it at will)
         self.requests: list[RecordedRequest] = []
         #: a watch without timeoutSeconds lasts this * (1 + random()) seconds, as --min-request-timeout
@@ -515,6 +523,11 @@ class FakeApiServer:
     def pods(self) -> dict[tuple[str, str], JsonObj]:
         """Deep copies of the pods, by ``(namespace, name)``."""
         return self.store.snapshot(PODS)
+
+    @property
+    def created_events(self) -> list[JsonObj]:
+        """The events.k8s.io/v1 Events created, as stored, oldest first."""
+        return self.event_store.created()
 
     @property
     def events(self) -> list[Event]:

@@ -15,10 +15,12 @@ from extender.kube.binder import BindError
 from extender.kube.client import KubeClient
 from extender.kube.cluster import ClusterOptions, ClusterState
 from extender.kube.config import ClusterConfig, StaticToken
+from extender.kube.events import EventRecorder
 from extender.load.metrics_server import KEYS, MetricsServerSource
 from tests.conftest import eventually
 from tests.kube.fake_apiserver import FakeApiServer, RecordedRequest
 from tests.kube.test_binder import GPU_UID
+from tests.kube.test_events import record as event_record
 from tests.test_deploy import FEATURE_RBAC
 
 _PATH = re.compile(
@@ -86,12 +88,22 @@ def exercise_metrics_server(server: FakeApiServer, cluster: ClusterState) -> Non
         source.close()
 
 
+def exercise_events(server: FakeApiServer, cluster: ClusterState) -> None:
+    recorder = EventRecorder(KubeClient(cluster.config), instance="extender-0", expects_prioritize=True).start()
+    recorder(event_record("filter"))
+    recorder(event_record("prioritize"))  # combined with the filter: one Event
+    recorder(event_record("filter", name="web-1", uid="b2"))  # posted alone when the recorder stops
+    recorder.stop()
+    assert recorder.posted == 2 and len(server.created_events) == 2
+
+
 FEATURES: dict[str, tuple[ClusterOptions, Callable[[FakeApiServer, ClusterState], None]]] = {
     "node-cache": (ClusterOptions(nodes=True), exercise_caches),
     "pod-cache": (ClusterOptions(nodes=False, pods=True), exercise_caches),
     "bind": (ClusterOptions(nodes=False, bind=True), exercise_bind),
     "preempt-node-lookup": (ClusterOptions(nodes=False, node_lookup=True), exercise_node_lookup),
     "metrics-server-source": (ClusterOptions(nodes=False), exercise_metrics_server),
+    "events": (ClusterOptions(nodes=False), exercise_events),
 }
 
 

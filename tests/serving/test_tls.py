@@ -224,3 +224,19 @@ def test_serve_refuses_to_start_with_unusable_tls_files(pki: Pki, tmp_path: Path
     done = subprocess.run([sys.executable, "-m", "extender", "serve", *mismatched], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     assert "refusing to start: TLS: server certificate" in done.stderr and "key values mismatch" in done.stderr
+
+
+def test_the_admin_port_serves_the_status_page_in_plain_http_under_mtls(pki: Pki, tmp_path: Path) -> None:
+    # Reached through kubectl port-forward on loopback: no client certificate to present.
+    admin = free_port()
+    args = ("--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key), "--tls-client-ca", str(pki.ca.cert),
+            "--admin-port", str(admin), "--runtime-dir", str(tmp_path / "run"))
+    status = f"http://127.0.0.1:{admin}/status"
+    with running_server(tmp_path, *args, ready=lambda s: requests.get(status, timeout=2).ok) as server:
+        response = requests.post(
+            f"{server.url}/scheduler/filter", data=FILTER, timeout=10, verify=str(pki.ca.cert),
+            cert=(str(pki.client.cert), str(pki.client.key)),
+        )
+        assert response.status_code == 200
+        page = requests.get(status, timeout=10)
+        assert page.status_code == 200 and "default/web-1" in page.text and page.text.count('class="decision"') == 1
