@@ -60,7 +60,7 @@ def test_the_status_page_shows_recorded_decisions_in_chromium(tmp_path: Path) ->
         newest, oldest = decisions
         assert "prioritize" in newest and "default/web-1" in newest
         assert "best node-00001 score 10 (newest-nodes 10)" in newest
-        assert "filter" in oldest and "4/8 nodes passed; 4 rejected (reserved for node pool 'gpu')" in oldest
+        assert "filter" in oldest and "4/8 nodes passed; 4 rejected by node-pools (reserved for node pool 'gpu')" in oldest
 
         # The filter decision's page: its rejections, rule by rule and reason by reason.
         link = re.search(r'href="(/status/decisions/[^"]+)"', oldest)

@@ -70,7 +70,7 @@ def test_decisions_made_through_the_verbs_appear_with_their_breakdown() -> None:
     policy = app.extensions["extender.service"].policy
     assert policy.digest in html and all(r.name in html for r in policy.predicates)
     assert html.count('class="decision"') == 2 and "default/web-1" in html
-    assert "4/8 nodes passed; 4 rejected (reserved for node pool &#39;gpu&#39;)" in html
+    assert "4/8 nodes passed; 4 rejected by node-pools (reserved for node pool &#39;gpu&#39;)" in html
     assert "best node-00001 score 10 (newest-nodes 10)" in html
     entries = app.extensions["extender.decisions"].recent()
     assert [e["record"]["verb"] for e in entries] == ["prioritize", "filter"]  # newest first
@@ -208,7 +208,8 @@ def test_names_mode_records_count_unknown_nodes_and_observer_errors_are_containe
         "filter", "names", 8, 0, 8,
     )
     (rejection,) = filtered["rejected"]
-    assert rejection["count"] == 8 and len(rejection["nodes"]) == 5 and rejection["resolvable"] is False
+    assert rejection["count"] == 8 and len(rejection["nodes"]) == 8 and rejection["resolvable"] is False
+    assert rejection["rule"] == "extender:unknown-node"  # no node cache: every name is unknown
     assert filtered["pod"]["name"] == "gpu-1" and filtered["policy"] == service.policy.digest
     assert filtered["time"].endswith("Z") and filtered["tookMs"] >= 0
 

@@ -234,7 +234,7 @@ def test_extender_serve_with_events_posts_one_event_per_pod(apiserver: FakeApiSe
         eventually(lambda: len(apiserver.created_events) == 1)
         (event,) = apiserver.created_events
         assert event["note"] == (
-            "extender: 4/8 nodes passed; 4 rejected (reserved for node pool 'gpu'); best node-00001 score 10 (newest-nodes 10)"
+            "extender: 4/8 nodes passed; 4 rejected by node-pools (reserved for node pool 'gpu'); best node-00001 score 10 (newest-nodes 10)"
         )
         assert event["regarding"]["name"] == "web-1" and event["regarding"]["kind"] == "Pod"
         assert event["regarding"]["uid"] and event["metadata"]["namespace"] == event["regarding"]["namespace"]
