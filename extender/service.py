@@ -103,7 +103,7 @@ class ExtenderService:
         self.policy = policy
         #: what rules read through ``ctx.load`` (extender.load.view.ClusterLoad when running)
         self.load = load
-        self.engine = Engine(policy)
+        self.engine = Engine(policy, rule_seconds=metrics.observe_rule_seconds)
         self.nodes = nodes
         if nodes is not None:
             nodes.subscribe(self.engine.forget_node)  # the engine keeps verdicts by node name

@@ -233,3 +233,20 @@ def test_serve_refuses_a_runtime_directory_it_cannot_make(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert result.stderr.startswith("extender: refusing to start: runtime directory: ")
     assert str(blocker / "runtime") in result.stderr
+
+
+def test_verb_calls_feed_the_rule_and_rejection_series() -> None:
+    """The service's observers and the engine's timing reach /metrics: the README's example
+    filter (examples/) rejects node-b and node-c by node-condition; the engine times one call
+    in eight, so eight calls time each predicate once."""
+    root = Path(__file__).resolve().parents[1]
+    client = make_app((root / "examples" / "policy.yaml").read_text()).test_client()
+    body = (root / "examples" / "filter.json").read_bytes()
+    reason = "node(s) had condition Ready=False"
+    rejected = sample("extender_rejections_total", verb="filter", rule="node-condition", reason=reason)
+    timed = sample("extender_rule_evaluation_seconds_count", rule="node-condition")
+    for _ in range(8):
+        assert client.post("/scheduler/filter", data=body, content_type="application/json").status_code == 200
+    assert sample("extender_rejections_total", verb="filter", rule="node-condition", reason=reason) == rejected + 8
+    assert sample("extender_rule_evaluation_seconds_count", rule="node-condition") == timed + 1
+    assert sample("extender_rule_evaluation_seconds_sum", rule="node-condition") > 0

@@ -27,6 +27,7 @@ from extender.engine.failures import error_rejection as _error_rejection
 from extender.engine.memo import expiry as _expiry
 from extender.engine.memo import memoized as _memoized
 from extender.engine.named import NamedVerdicts, Table
+from extender.engine.timing import RuleSecondsSink, RuleTiming
 from extender.engine.outcomes import FAILED as _FAILED
 from extender.engine.outcomes import PASS as _PASS
 from extender.engine.outcomes import Active, R, Verdict, columns, filter_decision, score_decision
@@ -43,7 +44,9 @@ class NodesByName(Protocol):
 class Engine:
     """Evaluates a :class:`Policy` for one pod against candidate nodes."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, rule_seconds: RuleSecondsSink | None = None) -> None:
+        """``rule_seconds`` is told, for a sample of calls, each rule's evaluation time over
+        the call's nodes (:mod:`extender.engine.timing`)."""
         self.policy = policy
         self._predicates = [r for r in policy.predicates if not r.shadow]
         self._shadow_predicates = [r for r in policy.predicates if r.shadow]
@@ -54,6 +57,7 @@ class Engine:
         self._named = NamedVerdicts()
         #: which rule gave each rejection reason (records count rejections per rule with it)
         self._reasons = ReasonRules()
+        self._timing = RuleTiming(rule_seconds)
 
     def forget_node(self, name: str | None) -> None:
         """The node cache changed node ``name`` (None: it relisted): what
@@ -107,7 +111,9 @@ class Engine:
         failures = _Failures()
         enforced = self._active(self._predicates, pod, ctx, failures)
         shadows = self._active(self._shadow_predicates, pod, ctx, failures)
+        (enforced, shadows), timed = self._timing.sample(enforced, shadows)
         verdicts = self._verdicts(enforced, shadows, pod, nodes, ctx, failures, memoize)
+        self._timing.report(timed)
         return filter_decision(verdicts, lambda: [node.name for node in nodes], shadows, failures, self._reasons)
 
     def filter_named(
@@ -122,6 +128,7 @@ class Engine:
         failures = _Failures()
         enforced = self._active(self._predicates, pod, ctx, failures)
         shadows = self._active(self._shadow_predicates, pod, ctx, failures)
+        (enforced, shadows), timed = self._timing.sample(enforced, shadows)
         key = self._memo_key("filter", [*enforced, *shadows], pod, ctx)
 
         def evaluate(view: NodeView) -> tuple[Verdict, float, bool]:
@@ -130,6 +137,7 @@ class Engine:
             return verdict, expires, len(failures) == before
 
         verdicts, positions, unknown = self._by_name(key, names, nodes, ctx, evaluate)
+        self._timing.report(timed)
         known = (lambda: [names[i] for i in positions]) if unknown else (lambda: names)
         return filter_decision(verdicts, known, shadows, failures, self._reasons), positions, unknown
 
@@ -256,7 +264,9 @@ class Engine:
         failures = _Failures()
         enforced = self._active(self._priorities, pod, ctx, failures)
         shadows = self._active(self._shadow_priorities, pod, ctx, failures)
+        (enforced, shadows), timed = self._timing.sample(enforced, shadows)
         every = self._rawcolumns([*enforced, *shadows], pod, nodes, ctx, failures, memoize)
+        self._timing.report(timed)
         return score_decision(enforced, shadows, every, len(nodes), failures, explain)
 
     def prioritize_named(
@@ -270,6 +280,7 @@ class Engine:
         failures = _Failures()
         enforced = self._active(self._priorities, pod, ctx, failures)
         shadows = self._active(self._shadow_priorities, pod, ctx, failures)
+        (enforced, shadows), timed = self._timing.sample(enforced, shadows)
         rules = [*enforced, *shadows]
         if not rules:
             return score_decision([], [], [], len(names), failures, explain), range(len(names)), []
@@ -280,6 +291,7 @@ class Engine:
             return row, expires, _FAILED not in row
 
         rows, positions, unknown = self._by_name(key, names, nodes, ctx, evaluate)
+        self._timing.report(timed)
         every: list[Sequence[Any]] = columns(rows, len(rules))
         return score_decision(enforced, shadows, every, len(rows), failures, explain), positions, unknown
 
@@ -364,7 +376,9 @@ class Engine:
         views = resolve(names)
         known = [(name, view) for name, view in zip(names, views) if view is not None]
         unknown_names = [name for name, view in zip(names, views) if view is None]
+        (enforced,), timed = self._timing.sample(enforced)
         verdicts = self._verdicts(enforced, [], pod, [view for _, view in known], ctx, failures, memoize)
+        self._timing.report(timed)
         rejected = {name: r.reason for (name, _), (r, _, _) in zip(known, verdicts) if r is not None}
         rejected_by = {name: rule for (name, _), (r, _, rule) in zip(known, verdicts) if r is not None}
         left_out = set(rejected) if unknown == "keep" else {*rejected, *unknown_names}
