@@ -163,6 +163,10 @@ def _status_flags(serve: argparse.ArgumentParser) -> None:
     status.add_argument("--admin-host", help="address the admin port binds (default 127.0.0.1: kubectl port-forward)")
     status.add_argument("--status-decisions", type=int, metavar="N", help="decisions each worker keeps (default 200)")
     status.add_argument(
+        "--status-tables", type=float, metavar="RATE",
+        help="fraction 0..1 of decisions kept with their nodes x rules table (default 0.1)",
+    )
+    status.add_argument(
         "--events",
         action=argparse.BooleanOptionalAction,
         default=None,

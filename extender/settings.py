@@ -121,6 +121,9 @@ class Settings:
     admin_host: str = "127.0.0.1"
     #: decisions each worker keeps for the status page (newest first)
     status_decisions: int = 200
+    #: fraction (0..1) of decisions the status page keeps with their nodes x rules table
+    #: (each such call evaluates every rule again on the table's rows)
+    status_tables: float = 0.1
     #: post an events.k8s.io/v1 Event on each pod summarising the decision (rate-limited)
     events: bool = False
 
@@ -232,4 +235,6 @@ class Settings:
             problems.append(f"admin port {self.admin_port}: must be 1..65535 and not the serving or probe port")
         if not 1 <= self.status_decisions <= 100_000:
             problems.append(f"status decisions {self.status_decisions}: must be 1..100000")
+        if not 0 <= self.status_tables <= 1:
+            problems.append(f"status tables {self.status_tables}: must be in 0..1")
         return problems

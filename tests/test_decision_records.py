@@ -258,3 +258,25 @@ def test_many_reasons_are_folded_per_rule_with_exact_counts(caplog: pytest.LogCa
     groups = rejected_groups(rejections, {}, 3)
     assert len(groups) == MAX_GROUPS + 1 and sum(g["count"] for g in groups) == MAX_GROUPS + 10
     assert groups[-1]["reason"] == OTHER_REASONS and groups[-1]["count"] == 10 and len(groups[-1]["nodes"]) == 3
+
+
+def test_observers_get_tables_on_a_sample_of_calls_without_logging_them(caplog: pytest.LogCaptureFixture) -> None:
+    """The status page's --status-tables: a drawn call's record reaches the observers with its
+    table; the summary line logged for it has none."""
+    seen: list[Record] = []
+    options = DecisionLogOptions(level="summary", observed_tables=0.5)
+    draws = iter([0.3, 0.7])
+    log = DecisionLog(options, (seen.append,), chance=lambda: next(draws))
+    table = {"rules": ["a"], "rows": [], "truncated": 0}
+    for _ in range(2):
+        log.emit(lambda: {"verb": "filter"}, table=lambda: dict(table))
+    assert [record.get("table") for record in seen] == [table, None]
+    assert all("table" not in line for line in logged(caplog))
+    quiet = DecisionLog(DecisionLogOptions(level="off", observed_tables=1.0))  # no observers: nothing built
+    assert quiet.emit(lambda: pytest.fail("built a record nobody reads"), table=lambda: pytest.fail("no")) is None
+    settings = Settings.from_env({"EXTENDER_STATUS_TABLES": "0.25", "EXTENDER_ADMIN_PORT": "8889"})
+    assert settings.status_tables == 0.25 and Settings(status_tables=2).validate() == ["status tables 2: must be in 0..1"]
+    from extender.web.app import decision_log_options
+
+    assert decision_log_options(settings).observed_tables == 0.25
+    assert decision_log_options(Settings(status_tables=0.25)).observed_tables == 0.0  # no status page, no tables

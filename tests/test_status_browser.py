@@ -46,7 +46,8 @@ def chromium(tmp: Path, url: str, *extra: str) -> str:
 def test_the_status_page_shows_recorded_decisions_in_chromium(tmp_path: Path) -> None:
     admin = free_port()
     with running_server(
-        tmp_path, "--policy", str(POLICY), "--admin-port", str(admin), "--runtime-dir", str(tmp_path / "run")
+        tmp_path, "--policy", str(POLICY), "--admin-port", str(admin), "--runtime-dir", str(tmp_path / "run"),
+        "--status-tables", "1",  # every decision keeps its nodes x rules table
     ) as server:
         for path in sorted(FULL_NODES.glob("*-web-1.request.json")):  # filter, then prioritize
             verb = path.name.split("-")[1]
@@ -71,6 +72,14 @@ def test_the_status_page_shows_recorded_decisions_in_chromium(tmp_path: Path) ->
         rejected = re.search(r'<table id="rejected">(.*?)</table>', detail, re.S)
         assert rejected is not None and "reserved for node pool 'gpu'" in rejected.group(1)
         assert "<td>4</td>" in rejected.group(1)
+        # ... and its explain table: every node, every predicate's verdict, the answer.
+        table = re.search(r'<table id="table">(.*?)</table>', detail, re.S)
+        assert table is not None, detail
+        rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
+        assert len(rows) == 9 and all(f"node-0000{i}" in table.group(1) for i in range(8))  # header + 8 nodes
+        assert all(rule in rows[0] for rule in ("node-condition", "node-maintenance", "node-pools"))
+        assert sum("reserved for node pool 'gpu'" in row for row in rows) == 4
+        assert sum("passed" in row for row in rows[1:]) == 4
         # ... and the prioritize decision's: each priority's score on the best node.
         link = re.search(r'href="(/status/decisions/[^"]+)"', newest)
         assert link is not None

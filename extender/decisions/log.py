@@ -47,13 +47,16 @@ class Emitter(Protocol):
 
 @dataclass(frozen=True)
 class DecisionLogOptions:
-    """``--decision-log``, ``--decision-sample``, ``--decision-max-nodes``."""
+    """``--decision-log``, ``--decision-sample``, ``--decision-max-nodes``, ``--status-tables``."""
 
     level: DecisionLevel = "summary"
     #: fraction of calls (0..1) whose line is written (failures and errors always are)
     sample: float = 1.0
     #: node names listed per list in a record, and rows in a table (0: no bound)
     max_nodes: int = 20
+    #: fraction of calls (0..1) whose record the observers get with its table, logged or
+    #: not (the status page's --status-tables): the table evaluates every rule again
+    observed_tables: float = 0.0
 
 
 class DecisionLog:
@@ -80,7 +83,8 @@ class DecisionLog:
         table: Callable[[], dict[str, object]] | None = None,
     ) -> Record | None:
         """Build the record (only if it is logged or observed), add the table if detail is
-        on and the line is logged, log it, tell the observers; the record, or None."""
+        on and the line is logged, log it, add the table for the observers on a sample of
+        calls (``observed_tables``), tell the observers; the record, or None."""
         level = self.options.level
         logged = level != "off" and (always or self.options.sample >= 1.0 or self._chance() < self.options.sample)
         if not logged and not self.observers:
@@ -91,6 +95,10 @@ class DecisionLog:
                 record["table"] = table()
             if log.isEnabledFor(logging.INFO):
                 log.info(_encode(record).decode())  # no args: a '%' in it is never formatted
+        tables = self.options.observed_tables
+        if table is not None and "table" not in record and tables > 0 and self.observers:
+            if tables >= 1.0 or self._chance() < tables:
+                record["table"] = table()
         for observer in self.observers:
             try:
                 observer(record)

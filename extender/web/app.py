@@ -122,6 +122,7 @@ def decision_log_options(settings: Settings) -> DecisionLogOptions:
         level="off" if level == "off" else "detail" if level == "detail" else "summary",
         sample=settings.decision_sample,
         max_nodes=settings.decision_max_nodes,
+        observed_tables=settings.status_tables if settings.admin_port else 0.0,
     )
 
 
