@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from extender.engine import Policy
 from extender.kube.client import KubeClient
 from extender.kube.errors import ApiError
 from extender.status.summary import summary_line
@@ -77,6 +78,12 @@ class TokenBucket:
 def pod_key(record: Record) -> str:
     pod = record.get("pod") or {}
     return str(pod.get("uid") or f"{pod.get('namespace')}/{pod.get('name')}")
+
+
+def calls_both_verbs(policy: Policy) -> bool:
+    """Whether kube-scheduler calls filter and then prioritize for a pod under ``policy`` (it
+    has predicates and priorities), so an Event waits for both."""
+    return bool(policy.predicates) and bool(policy.priorities)
 
 
 class Combiner:
@@ -173,6 +180,11 @@ class EventRecorder:
         self._queue: queue.Queue[Record | None] = queue.Queue(options.queue_size)
         self.posted = self.dropped = self.limited = self.failed = 0
         self._thread: threading.Thread | None = None
+
+
+    def follow(self, policy: Policy) -> None:
+        """A reload replaced the policy: pair filter and prioritize as it needs."""
+        self.combiner.expects_prioritize = calls_both_verbs(policy)
 
     def __call__(self, record: Record) -> None:
         """Queue a record (filter and prioritize only); never blocks."""

@@ -21,7 +21,7 @@ from extender.load.state import LoadState, build_load, uses_metrics_api
 from extender.load.view import ClusterLoad
 from extender.view import NodeView
 from extender.policy import load_policy
-from extender.policy.reload import PolicyFileWatch, ReloadStatus
+from extender.policy.reload import PolicyFileWatch, ReloadAttempt, ReloadStatus
 from extender.service import ExtenderService, ServiceOptions
 from extender.settings import Settings
 from extender.web.openapi import openapi_blueprint
@@ -32,7 +32,7 @@ from extender.telemetry import metrics
 from extender.web.telemetry import metrics_blueprint
 from extender.web.routes import handle_http_error, handle_unexpected, probes_blueprint, verbs_blueprint
 # -- status page and Events (README "Status page", "Events") --
-from extender.kube.events import EventRecorder
+from extender.kube.events import EventRecorder, calls_both_verbs
 from extender.status.store import DecisionStore, decision_store
 from extender.web.status import status_blueprint
 
@@ -135,7 +135,7 @@ def build_events(settings: Settings, policy: Policy, cluster: ClusterState | Non
     return EventRecorder(
         KubeClient(cluster.config, timeout=cluster.options.api_timeout),
         instance=socket.gethostname(),  # the pod's name in a cluster
-        expects_prioritize=bool(policy.predicates) and bool(policy.priorities),
+        expects_prioritize=calls_both_verbs(policy),
     )
 
 
@@ -263,6 +263,14 @@ def create_app(
     app.extensions["extender.events"] = events
     if decisions is not None:
         app.register_blueprint(status_blueprint(decisions, probes))
+    if events is not None:
+        recorder = events
+
+        def events_follow(attempt: ReloadAttempt) -> None:
+            if attempt.ok:
+                recorder.follow(app.extensions["extender.service"].policy)
+
+        status.listeners.append(events_follow)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
     return app

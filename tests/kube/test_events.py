@@ -238,3 +238,28 @@ def test_extender_serve_with_events_posts_one_event_per_pod(apiserver: FakeApiSe
         )
         assert event["regarding"]["name"] == "web-1" and event["regarding"]["kind"] == "Pod"
         assert event["regarding"]["uid"] and event["metadata"]["namespace"] == event["regarding"]["namespace"]
+
+
+def test_a_reloaded_policy_changes_whether_events_wait_for_prioritize(apiserver: FakeApiServer, tmp_path: Path) -> None:
+    """After a reload to a filter-only policy, a pod's filter goes out alone instead of waiting
+    for a prioritize call kube-scheduler no longer makes."""
+    from extender.settings import Settings
+    from extender.web.app import create_app
+
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", apiserver.url)
+    policy_file = tmp_path / "policy.yaml"
+    both = (ROOT / "deploy" / "extender" / "policy.yaml").read_text()
+    policy_file.write_text(both)
+    app = create_app(Settings(policy=str(policy_file), events=True, kubeconfig=str(kubeconfig), policy_poll_seconds=0))
+    recorder = app.extensions["extender.events"]
+    try:
+        assert recorder.combiner.expects_prioritize is True
+        policy_file.write_text(both.split("priorities:")[0])  # the predicates alone
+        attempt = app.extensions["extender.reloader"].check("signal")
+        assert attempt is not None and attempt.ok, attempt
+        assert recorder.combiner.expects_prioritize is False
+        f = record("filter")
+        assert recorder.combiner.add(f, 0.0) == [(f, None)]
+    finally:
+        recorder.stop()
+        app.extensions["extender.cluster"].stop()
