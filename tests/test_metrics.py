@@ -53,6 +53,25 @@ def node_count(body: bytes) -> int | None:
     return len((args.get("Nodes") or {}).get("items") or []) if args.get("Nodes") else len(args.get("NodeNames") or [])
 
 
+def one_rounds_records() -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str, str]]]:
+    """The decision records of one :data:`ROUND` through an in-process app on the embedded
+    default policy (what the server runs): per (verb, outcome), and rejections per (verb,
+    rule, reason)."""
+    from extender.settings import Settings
+    from extender.web.app import create_app
+
+    seen: list[dict[str, Any]] = []
+    client = create_app(Settings(), observers=[seen.append]).test_client()
+    for verb, body, content_type, _ in ROUND:
+        client.post(f"/scheduler/{verb}", data=body, content_type=content_type)
+    decisions = Counter((r["verb"], r["outcome"]) for r in seen)
+    rejections: Counter[tuple[str, str, str]] = Counter()
+    for r in seen:
+        for group in r.get("rejected") or ():
+            rejections[r["verb"], group["rule"], group["reason"]] += group["count"]
+    return decisions, rejections
+
+
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample of ``url``/metrics, parsed by prometheus_client's own parser."""
     response = requests.get(f"{url}/metrics", timeout=10)
@@ -116,6 +135,13 @@ def test_metrics_sum_a_known_sequence_over_two_workers_and_drop_a_dead_worker_s_
             expected = sum(1 for n in counted if n <= bound) * rounds
             assert value(samples, "extender_request_nodes_bucket", verb=verb, le=f"{float(bound)}") == expected
     assert value(samples, "extender_binds_total", outcome="not-enabled") == rounds
+    # The decision records of every worker: one round's, as an in-process service makes them.
+    decisions, rejections = one_rounds_records()
+    assert decisions and rejections
+    for (verb, outcome), count in decisions.items():
+        assert value(samples, "extender_decisions_total", verb=verb, outcome=outcome) == count * rounds
+    for (verb, rule, reason), count in rejections.items():
+        assert value(samples, "extender_rejections_total", verb=verb, rule=rule, reason=reason) == count * rounds
     digest = requests.get(f"{server.url}/version", timeout=10).json()["policy"]["digest"]
     assert value(samples, "extender_policy_info", digest=digest) == 1
     assert value(samples, "extender_policy_reloads_total", outcome="success") == 0
