@@ -88,6 +88,7 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     )  # fmt: skip
     metrics.observe_rule_seconds("r", 0.001)
     metrics.policy_reload_failed()
+    metrics.event_counted("posted")
     names |= names_in(make_app().test_client().get("/metrics").get_data(as_text=True))
     yield names
 

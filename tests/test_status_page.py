@@ -245,3 +245,20 @@ def test_serve_flags_and_the_runtime_dir(tmp_path: Path, monkeypatch: pytest.Mon
         assert Path(temporary.path, "decisions").is_dir()
     finally:
         temporary.remove()
+
+
+def test_the_page_shows_the_last_reload_and_a_refused_policy_s_problems(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(POLICY.read_text())
+    app = create_app(Settings(policy=str(policy_file), policy_poll_seconds=0), decisions=MemoryStore(10))
+    client = app.test_client()
+    assert 'id="reload"' not in client.get("/status").get_data(as_text=True)  # nothing tried yet
+    policy_file.write_text("predicates:\n- type: no-such-rule\n")
+    attempt = app.extensions["extender.reloader"].check("signal")
+    assert attempt is not None and not attempt.ok
+    html = client.get("/status").get_data(as_text=True)
+    reload = html.split('<p id="reload">', 1)[1].split("</p>", 1)[0]
+    assert "refused" in reload and "the policy above keeps running" in reload
+    assert "no-such-rule" in reload and "0 applied, 1 refused" in reload
+    digest = app.extensions["extender.service"].policy.digest
+    assert digest in html  # the running policy is still the first one

@@ -26,6 +26,7 @@ from extender.engine import Policy
 from extender.kube.client import KubeClient
 from extender.kube.errors import ApiError
 from extender.status.summary import summary_line
+from extender.telemetry import metrics
 
 log = logging.getLogger("extender.events")
 
@@ -194,6 +195,7 @@ class EventRecorder:
             self._queue.put_nowait(record)
         except queue.Full:
             self.dropped += 1
+            metrics.event_counted("dropped")
 
     def start(self) -> EventRecorder:
         if self._thread is None:
@@ -242,6 +244,7 @@ class EventRecorder:
         body = event_body(filtered, prioritized, self.instance, self.wall_clock())
         if not self._allowed(pod_key(filtered or prioritized or {})):
             self.limited += 1
+            metrics.event_counted("limited")
             return
         namespace = body["metadata"]["namespace"]
         try:
@@ -254,7 +257,9 @@ class EventRecorder:
             )
         except ApiError as exc:
             self.failed += 1
+            metrics.event_counted("failed")
             if self.failed == 1 or self.failed % 100 == 0:  # a missing RBAC rule would repeat on every pod
                 log.warning("posting an Event for pod %s/%s failed (%d so far): %s", namespace, body["regarding"]["name"], self.failed, exc)
             return
         self.posted += 1
+        metrics.event_counted("posted")

@@ -59,6 +59,12 @@ SHADOW_REJECTIONS = Counter(
 )
 DECISIONS = Counter("extender_decisions", "Decision records observed, by verb and outcome.", ["verb", "outcome"])
 BINDS = Counter("extender_binds", "Bind calls, by outcome.", ["outcome"])
+EVENTS = Counter(
+    "extender_events",
+    "Kubernetes Events about decisions (--events), by outcome: posted, limited (rate limits), dropped (queue "
+    "full), failed (the API server refused or was unreachable).",
+    ["outcome"],
+)
 CACHE_OBJECTS = Gauge(
     "extender_cache_objects", "Objects in a watch cache (largest over workers).", ["cache"], multiprocess_mode="livemax"
 )
@@ -105,7 +111,7 @@ POLICY_INFO = Gauge(
 
 #: every metric above, by its name as exposed (counters gain _total, histograms _bucket/_sum/_count)
 ALL = (
-    REQUEST_SECONDS, REQUEST_NODES, REQUEST_BYTES, RULE_SECONDS, REJECTIONS, SHADOW_REJECTIONS, DECISIONS, BINDS,
+    REQUEST_SECONDS, REQUEST_NODES, REQUEST_BYTES, RULE_SECONDS, REJECTIONS, SHADOW_REJECTIONS, DECISIONS, BINDS, EVENTS,
     CACHE_OBJECTS, CACHE_UPDATED, CACHE_CONNECTED, CACHE_RELISTS, CACHE_WATCH_ERRORS, SOURCE_FETCHES, SOURCE_ERRORS,
     SOURCE_SUCCESS, SOURCE_NEWEST, SOURCE_MAX_AGE, POLICY_RELOADS, POLICY_INFO,
 )  # fmt: skip
@@ -194,6 +200,12 @@ def bind_answered(outcome: str) -> None:
     _child(BINDS, outcome).inc()
     if outcome != "bound":
         note_error_answer()
+
+
+def event_counted(outcome: str) -> None:
+    """The Event poster (extender.kube.events): an Event was ``posted``, ``limited``,
+    ``dropped`` or ``failed``."""
+    _child(EVENTS, outcome).inc()
 
 
 # -- caches and metric sources (background threads) --------------------------------------------

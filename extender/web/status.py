@@ -46,6 +46,12 @@ def _policy(service: ExtenderService) -> dict[str, Any]:
     }
 
 
+def _reload() -> dict[str, Any] | None:
+    """This worker's policy reload state (as ``/version`` reports it), if it watches one."""
+    status = current_app.extensions.get("extender.reload_status")
+    return status.as_dict() if status is not None else None
+
+
 def _html(body: str, status: int = 200) -> Response:
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
@@ -81,6 +87,7 @@ def status_blueprint(store: DecisionStore, probes: Probes) -> Blueprint:
             title="status",
             version=__version__,
             policy=_policy(current_app.extensions["extender.service"]),
+            reload=_reload(),
             ready=ready_status == 200,
             readiness=json.loads(ready_body).get("detail", ""),
             caches=health.get("caches") or {},

@@ -24,7 +24,12 @@ INDEX = _HEAD + """<h1>extender {{ version }}: status</h1>
 
 <h2>Policy</h2>
 <p>Source <code>{{ policy.source }}</code>, digest <code>{{ policy.digest }}</code>,
-bind {{ "enabled" if policy.bind else "disabled" }}.</p>
+bind {{ "enabled" if policy.bind else "disabled" }}{% if reload %}, running since {{ reload.loadedAt }}{% endif %}.</p>
+{% if reload and reload.lastReload %}{% set last = reload.lastReload %}
+<p id="reload">Last reload ({{ last.trigger }}, {{ last.time }}): {% if last.ok %}<span class="ok">applied</span>
+digest <code>{{ last.digest }}</code>{% else %}<span class="bad">refused</span>, the policy above keeps running:
+{{ last.error }}{% if last.problems %}<ul>{% for problem in last.problems %}<li>{{ problem }}</li>{% endfor %}</ul>{% endif %}{% endif %}
+({{ reload.reloads.succeeded }} applied, {{ reload.reloads.failed }} refused in this worker).</p>{% endif %}
 <table id="policy">
 <tr><th>kind</th><th>rule</th><th>type</th><th>mode</th><th>weight</th></tr>
 {% for rule in policy.rules %}<tr><td>{{ rule.kind }}</td><td>{{ rule.name }}</td><td>{{ rule.type }}</td>

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from extender.kube.client import KubeClient
 from extender.kube.config import ClusterConfig, StaticToken
@@ -128,6 +129,7 @@ def test_events_arrive_combined_and_limited_per_pod(apiserver: FakeApiServer) ->
         client(apiserver), instance="extender-0", expects_prioritize=True, clock=clock, wall_clock=lambda: WHEN,
         options=EventOptions(per_pod_seconds=60, combine_seconds=30),
     ).start()
+    counted = {o: REGISTRY.get_sample_value("extender_events_total", {"outcome": o}) or 0.0 for o in ("posted", "limited")}
     try:
         recorder(record("filter"))
         recorder(record("prioritize"))
@@ -154,6 +156,8 @@ def test_events_arrive_combined_and_limited_per_pod(apiserver: FakeApiServer) ->
         assert [e["regarding"]["name"] for e in apiserver.created_events] == ["gpu-1", "web-1", "gpu-1"]
         eventually(lambda: recorder.posted == 3)  # counted once the API server has answered
         assert (recorder.failed, recorder.dropped) == (0, 0)
+        for outcome, more in (("posted", 3), ("limited", 1)):  # and in /metrics
+            assert REGISTRY.get_sample_value("extender_events_total", {"outcome": outcome}) == counted[outcome] + more
     finally:
         recorder.stop()
 
