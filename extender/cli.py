@@ -188,7 +188,8 @@ def _scheduler_config_parser(sub: argparse._SubParsersAction[argparse.ArgumentPa
                         help="call the extender only for pods requesting this extended resource (repeatable)")
     config.add_argument("--ignored-by-scheduler", action="store_true",
                         help="managed resources: NodeResourcesFit stops checking them (the extender alone decides)")
-    config.add_argument("--scheduler-name", default="default-scheduler", help="the profile's schedulerName")
+    config.add_argument("--scheduler-name", metavar="NAME", default="default-scheduler",
+                        help="the profile's schedulerName (default default-scheduler)")
     config.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                         help="leader election (default on; a second scheduler gets its own lease)")
     config.add_argument("--lease-namespace", metavar="NS",

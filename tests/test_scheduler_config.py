@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,7 @@ def test_options_land_where_kube_scheduler_reads_them(tmp_path: Path, capsys: py
     ]
     assert config["clientConnection"] == {"kubeconfig": "/etc/kubernetes/scheduler.conf"}
     assert out.startswith("# kube-scheduler --config file for Kubernetes 1.30")
+    assert "can't find NodeResourcesFitArgs in plugin config" in out  # ignoredByScheduler's caveat
 
 
 def test_a_second_scheduler_takes_its_own_lease() -> None:
@@ -401,3 +403,19 @@ def test_the_cli_prints_what_render_returns(capsys: pytest.CaptureFixture[str]) 
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert yaml.safe_load(out) == yaml.safe_load((DEPLOY / "second-scheduler" / "scheduler-config.yaml").read_text())
+
+
+def test_the_readme_example_is_what_the_command_prints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Generating the scheduler configuration", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, re.S)
+    (command,) = [code for lang, code in blocks if lang == "bash"]
+    (expected,) = [code for lang, code in blocks if lang == "yaml"]
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[:2] == [".venv/bin/extender", "scheduler-config"]
+    monkeypatch.chdir(ROOT)  # the command's --policy is relative to the checkout
+    assert main(argv[1:]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(expected)
+    assert "extenders[0].weight: must have a positive weight applied to it" in section

@@ -107,6 +107,11 @@ def render(policy: Policy, setup: Setup) -> Rendered:
         extender["tlsConfig"] = tls
     if setup.managed_resources:
         extender["managedResources"] = [_managed(name, setup.ignored_by_scheduler) for name in setup.managed_resources]
+        if setup.ignored_by_scheduler:
+            notes.append(
+                "ignoredByScheduler: every profile needs NodeResourcesFit args (defaulted while the plugin is "
+                "enabled), or kube-scheduler fails with \"can't find NodeResourcesFitArgs in plugin config\"."
+            )
     config: dict[str, Any] = {"apiVersion": api_version_for(setup.version), "kind": "KubeSchedulerConfiguration"}
     if setup.kubeconfig:
         config["clientConnection"] = {"kubeconfig": setup.kubeconfig}

@@ -80,7 +80,7 @@ def extended_resource_name_problem(name: Any) -> str | None:
     if problem:
         return f"{name!r} is not a qualified name: {problem}"
     if "/" not in name or "kubernetes.io/" in name:
-        return f"{name!r} is an invalid extended resource name: it needs a domain prefix (example.com/{name.rsplit('/', 1)[-1]}), not kubernetes.io"
+        return f"{name!r} is an invalid extended resource name: it needs a domain prefix such as example.com/{name.rsplit('/', 1)[-1]} (and not *kubernetes.io/)"
     if name.startswith("requests.") or _qualified_name_problem(f"requests.{name}"):
         return f"{name!r} is an invalid extended resource name: it must not start with 'requests.', and requests.<name> must be a qualified name"
     return None

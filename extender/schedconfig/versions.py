@@ -43,7 +43,7 @@ class KubeVersion:
         if minor < OLDEST_MINOR:
             raise VersionError(
                 f"Kubernetes 1.{minor} is not supported (1.{OLDEST_MINOR} to 1.{NEWEST_MINOR}): releases before "
-                f"1.{OLDEST_MINOR} know only {GROUP}/v1beta1 and the legacy Policy API"
+                f"1.{OLDEST_MINOR} know no newer {GROUP} version than v1beta1"
             )
         if minor > NEWEST_MINOR:
             raise VersionError(
