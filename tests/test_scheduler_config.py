@@ -9,6 +9,7 @@ hand-written ones under deploy/ for the same setups, and those pass the checker 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 from pathlib import Path
@@ -419,3 +420,26 @@ def test_the_readme_example_is_what_the_command_prints(
     assert main(argv[1:]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(expected)
     assert "extenders[0].weight: must have a positive weight applied to it" in section
+
+
+RECORDED = sorted((ROOT / "tests" / "fixtures").glob("kube-scheduler-v*/*"))
+
+
+@pytest.mark.parametrize("folder", RECORDED, ids=[f"{p.parent.name}/{p.name}" for p in RECORDED])
+def test_the_verbs_reach_the_paths_and_modes_recorded_from_kube_scheduler(folder: Path) -> None:
+    # tests/fixtures/README.md: a real kube-scheduler called an extender at 127.0.0.1:18888/scheduler,
+    # in full-node mode (filter, prioritize, preempt) and names mode (filter, prioritize, bind).
+    version = KubeVersion.parse(folder.parent.name.removeprefix("kube-scheduler-"))
+    config = rendered(url="http://127.0.0.1:18888/scheduler", version=version, names_mode=folder.name == "node-cache")
+    assert problems(config, version) == []
+    extender = extender_of(config)
+    # kube-scheduler: strings.TrimRight(urlPrefix, "/") + "/" + verb (protocol.md §2.1)
+    urls = {extender["urlPrefix"].rstrip("/") + "/" + verb for key, verb in extender.items() if key.endswith("Verb")}
+    headers = sorted(folder.glob("*.headers.txt"))
+    assert headers
+    for path in headers:
+        method, target = path.read_text().splitlines()[0].split()[:2]
+        assert method == "POST" and f"http://127.0.0.1:18888{target}" in urls, path.name
+    for path in folder.glob("*-filter-*.request.json"):
+        body = json.loads(path.read_text())
+        assert (body["NodeNames"] is not None) is extender["nodeCacheCapable"], path.name
