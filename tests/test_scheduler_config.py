@@ -224,10 +224,13 @@ HTTPS_URL = "https://extender.extender-system.svc:8443/scheduler"
 )  # fmt: skip
 def test_tls_variants(flags: list[str], tls: dict[str, Any] | None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scheduler-config", "--url", HTTPS_URL, *flags]) == 0
-    extender = extender_of(yaml.safe_load(capsys.readouterr().out))
+    out = capsys.readouterr().out
+    extender = extender_of(yaml.safe_load(out))
     assert extender.get("tlsConfig") == tls
     # enableHTTPS without a CA would switch verification off (protocol.md §2.2): never written.
     assert "enableHTTPS" not in extender
+    if tls is None or "caFile" not in tls:  # the comments say how the certificate is (not) verified
+        assert "verify" in out.split("apiVersion:", 1)[0]
 
 
 @pytest.mark.parametrize(

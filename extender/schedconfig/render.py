@@ -105,6 +105,10 @@ def render(policy: Policy, setup: Setup) -> Rendered:
     tls = _tls_config(setup)
     if tls:
         extender["tlsConfig"] = tls
+    if setup.tls_insecure:
+        notes.append("tlsConfig.insecure: kube-scheduler does not verify the extender's certificate.")
+    elif urlsplit(setup.url).scheme == "https" and not setup.tls_ca:
+        notes.append("https without --tls-ca: the certificate must verify against kube-scheduler's system roots.")
     if setup.managed_resources:
         extender["managedResources"] = [_managed(name, setup.ignored_by_scheduler) for name in setup.managed_resources]
         if setup.ignored_by_scheduler:
