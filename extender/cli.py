@@ -1,4 +1,5 @@
-"""``extender serve``, ``extender validate`` and ``extender explain`` (:mod:`extender.explain_cli`)."""
+"""``extender serve``, ``extender validate``, ``extender explain`` (:mod:`extender.explain_cli`) and
+``extender scheduler-config`` (:mod:`extender.schedconfig_cli`)."""
 
 from __future__ import annotations
 
@@ -128,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a policy file and print every problem")
     validate.add_argument("policy", metavar="POLICY", help="policy file to check")
     _explain_parser(sub)
+    _scheduler_config_parser(sub)
     return parser
 
 
@@ -153,6 +155,47 @@ def _explain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     explain.add_argument("--unknown-nodes", choices=("fail", "pass"), default="fail", help="names mode: as serve's flag")
     explain.add_argument("--json", action="store_true", help="print the decision record(s) as JSON instead")
+
+
+# -- scheduler-config (issue 10 item 1) --
+def _scheduler_config_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``scheduler-config`` subcommand's arguments (run by :mod:`extender.schedconfig_cli`)."""
+    config = sub.add_parser(
+        "scheduler-config",
+        help="print the KubeSchedulerConfiguration that registers the extender, with the verbs the policy needs",
+        description="Render kube-scheduler's --config file for this extender and check it against kube-scheduler's "
+        "rules; exit 2 with one line per problem if it would not start.",
+    )
+    config.add_argument("--url", required=True, help="urlPrefix: where kube-scheduler reaches the verbs, e.g. "
+                        "http://extender.extender-system.svc:8888/scheduler")
+    config.add_argument("--policy", metavar="FILE", help="policy file (default: the embedded default policy)")
+    config.add_argument("--k8s-version", default="1.35", metavar="1.N",
+                        help="kube-scheduler's release, 1.22 to 1.35: picks the apiVersion (v1 from 1.25; default 1.35)")
+    config.add_argument("--mode", choices=("names", "full-nodes"), default="names",
+                        help="names (nodeCacheCapable: true, needs serve --node-cache; bindVerb if the policy binds) "
+                        "or full-nodes (default names)")
+    config.add_argument("--weight", type=int, default=2, help="multiplier of the extender's 0..10 scores, > 0 (default 2)")
+    config.add_argument("--http-timeout", default="5s", metavar="DURATION", help="per call, a Go duration (default 5s)")
+    config.add_argument("--ignorable", action="store_true", help="schedule without the extender when it fails (fail open)")
+    tls = config.add_argument_group("TLS (an https:// --url)")
+    trust = tls.add_mutually_exclusive_group()
+    trust.add_argument("--tls-ca", metavar="FILE", help="CA file on the scheduler's host that verifies the extender")
+    trust.add_argument("--tls-insecure", action="store_true", help="do not verify the extender's certificate")
+    tls.add_argument("--tls-server-name", metavar="NAME", help="name to verify the certificate against (SNI)")
+    tls.add_argument("--client-cert", metavar="FILE", help="client certificate kube-scheduler presents (mTLS)")
+    tls.add_argument("--client-key", metavar="FILE", help="its private key")
+    config.add_argument("--managed-resource", metavar="NAME", action="append", default=[],
+                        help="call the extender only for pods requesting this extended resource (repeatable)")
+    config.add_argument("--ignored-by-scheduler", action="store_true",
+                        help="managed resources: NodeResourcesFit stops checking them (the extender alone decides)")
+    config.add_argument("--scheduler-name", metavar="NAME", default="default-scheduler",
+                        help="the profile's schedulerName (default default-scheduler)")
+    config.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                        help="leader election (default on; a second scheduler gets its own lease)")
+    config.add_argument("--lease-namespace", metavar="NS",
+                        help="namespace of a second scheduler's lease (default kube-system)")
+    config.add_argument("--kubeconfig", metavar="PATH",
+                        help="clientConnection.kubeconfig (e.g. /etc/kubernetes/scheduler.conf; default in-cluster)")
 
 
 def _status_flags(serve: argparse.ArgumentParser) -> None:
@@ -318,4 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from extender import explain_cli
 
         return explain_cli.run(args)
+    if args.command == "scheduler-config":
+        from extender import schedconfig_cli
+
+        return schedconfig_cli.run(args)
     return _validate(args)

@@ -31,8 +31,10 @@ import yaml
 from werkzeug.serving import make_server
 
 import extender
-from extender import gunicorn_conf
+from extender import gunicorn_conf, schedconfig
 from extender.policy import load_policy_text
+from extender.schedconfig import KubeVersion
+from extender.schedconfig.validate import GO_DURATION
 from extender.settings import Settings
 from extender.view import PodView
 from extender.web import create_app
@@ -48,33 +50,11 @@ EXTENDER_IMAGE = "ghcr.io/extender-dev/extender"
 SECOND_SCHEDULER_NAME = "extender-scheduler"
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-# kubescheduler.config.k8s.io/v1 (k8s.io/kube-scheduler config/v1/types.go). kube-scheduler
-# decodes its --config strictly and case-sensitively: any other key fails start-up.
-KUBE_SCHEDULER_CONFIGURATION_KEYS = {
-    "apiVersion", "kind", "parallelism", "leaderElection", "clientConnection",
-    "enableProfiling", "enableContentionProfiling",  # DebuggingConfiguration, inlined
-    "percentageOfNodesToScore", "podInitialBackoffSeconds", "podMaxBackoffSeconds",
-    "profiles", "extenders", "delayCacheUntilActive",
-}  # fmt: skip
-LEADER_ELECTION_KEYS = {
-    "leaderElect", "leaseDuration", "renewDeadline", "retryPeriod",
-    "resourceLock", "resourceName", "resourceNamespace",
-}  # fmt: skip
-CLIENT_CONNECTION_KEYS = {"kubeconfig", "acceptContentTypes", "contentType", "qps", "burst"}
-PROFILE_KEYS = {"schedulerName", "percentageOfNodesToScore", "plugins", "pluginConfig"}
-# protocol.md §3: the Extender type's JSON tags (identical from v1beta1 to v1).
-EXTENDER_KEYS = {
-    "urlPrefix", "filterVerb", "prioritizeVerb", "preemptVerb", "bindVerb", "weight",
-    "enableHTTPS", "tlsConfig", "httpTimeout", "nodeCacheCapable", "managedResources", "ignorable",
-}  # fmt: skip
-TLS_CONFIG_KEYS = {"insecure", "serverName", "certFile", "keyFile", "caFile", "certData", "keyData", "caData"}
-MANAGED_RESOURCE_KEYS = {"name", "ignoredByScheduler"}
-GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+# The kube-scheduler release deploy/second-scheduler pins (registry.k8s.io/kube-scheduler:v1.30.6):
+# the hand-written configs are checked as that release decodes and validates them.
+KUBE_SCHEDULER_VERSION = KubeVersion(30)
 GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-# validateExtendedResourceName: a qualified name (optional DNS-subdomain prefix, then a name).
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 # What each extender feature calls on the API server, as RBAC: (apiGroup, resource) -> verbs.
 # node cache: list+watch /api/v1/nodes (never get); pod cache: list+watch /api/v1/pods with a
@@ -398,83 +378,16 @@ def uncommented_block(text: str, first_line: str) -> Any:
 # -- KubeSchedulerConfiguration checks ---------------------------------------------------------
 
 
-def extended_resource_name_problem(name: Any) -> str | None:
-    """validateExtendedResourceName + IsExtendedResourceName (protocol.md §3), or None."""
-    if not isinstance(name, str) or "/" not in name or "kubernetes.io/" in name:
-        return f"{name!r} is not an extended resource name (needs a domain prefix, not *kubernetes.io/)"
-    if name.startswith("requests."):
-        return f"{name!r}: must not start with 'requests.'"
-    prefix, _, short = name.partition("/")
-    quota_prefix = f"requests.{prefix}"
-    if (
-        "/" in short
-        or not (DNS_SUBDOMAIN.match(quota_prefix) and len(quota_prefix) <= 253)
-        or not (QUALIFIED_NAME.match(short) and len(short) <= 63)
-    ):
-        return f"{name!r} is not a qualified name"
-    return None
-
-
 def scheduler_config_problems(config: Any) -> list[str]:
-    """What kube-scheduler's strict v1 decoding and validateExtenders would reject."""
-    if not isinstance(config, dict):
-        return ["not a mapping"]
-    problems = []
-    if config.get("apiVersion") != "kubescheduler.config.k8s.io/v1":
-        problems.append(f"apiVersion {config.get('apiVersion')!r}")
-    if config.get("kind") != "KubeSchedulerConfiguration":
-        problems.append(f"kind {config.get('kind')!r}")
-
-    def unknown(where: str, value: Any, allowed: set[str]) -> None:
-        if not isinstance(value, dict):
-            problems.append(f"{where}: not a mapping")
-            return
-        problems.extend(f"{where}: unknown key {key!r}" for key in sorted(set(value) - allowed))
-
-    unknown("(top level)", config, KUBE_SCHEDULER_CONFIGURATION_KEYS)
-    if "leaderElection" in config:
-        unknown("leaderElection", config["leaderElection"], LEADER_ELECTION_KEYS)
-    if "clientConnection" in config:
-        unknown("clientConnection", config["clientConnection"], CLIENT_CONNECTION_KEYS)
-    for i, profile in enumerate(config.get("profiles") or []):
-        unknown(f"profiles[{i}]", profile, PROFILE_KEYS)
-    binders = 0
-    managed: set[str] = set()
-    for i, ext in enumerate(config.get("extenders") or []):
-        where = f"extenders[{i}]"
-        unknown(where, ext, EXTENDER_KEYS)
-        if not isinstance(ext, dict):
-            continue
-        if not isinstance(ext.get("urlPrefix"), str) or not ext["urlPrefix"]:
-            problems.append(f"{where}.urlPrefix: missing")
+    """What kube-scheduler would refuse (extender.schedconfig's checker: strict decoding and
+    the validation rules, as KUBE_SCHEDULER_VERSION), plus verbs this extender does not serve."""
+    problems = schedconfig.problems(config, KUBE_SCHEDULER_VERSION)
+    extenders = config.get("extenders") if isinstance(config, dict) else None
+    for i, ext in enumerate(extenders if isinstance(extenders, list) else []):
         for verb_key in ("filterVerb", "prioritizeVerb", "preemptVerb", "bindVerb"):
-            verb = ext.get(verb_key)
+            verb = ext.get(verb_key) if isinstance(ext, dict) else None
             if verb and verb not in VERBS:
-                problems.append(f"{where}.{verb_key}: {verb!r} is not served (routes serve {VERBS})")
-        if ext.get("prioritizeVerb") and not (isinstance(ext.get("weight"), int) and ext["weight"] > 0):
-            problems.append(f"{where}.weight: must be a positive integer when prioritizeVerb is set")
-        binders += bool(ext.get("bindVerb"))
-        if "httpTimeout" in ext and not GO_DURATION.match(str(ext["httpTimeout"])):
-            problems.append(f"{where}.httpTimeout: {ext['httpTimeout']!r} is not a duration")
-        for flag in ("nodeCacheCapable", "ignorable", "enableHTTPS"):
-            if flag in ext and not isinstance(ext[flag], bool):
-                problems.append(f"{where}.{flag}: must be a boolean")
-        if "tlsConfig" in ext:
-            unknown(f"{where}.tlsConfig", ext["tlsConfig"], TLS_CONFIG_KEYS)
-        for j, resource in enumerate(ext.get("managedResources") or []):
-            unknown(f"{where}.managedResources[{j}]", resource, MANAGED_RESOURCE_KEYS)
-            if not isinstance(resource, dict):
-                continue
-            problem = extended_resource_name_problem(resource.get("name"))
-            if problem:
-                problems.append(f"{where}.managedResources[{j}].name: {problem}")
-            elif resource["name"] in managed:
-                problems.append(f"{where}.managedResources[{j}]: duplicate extender managed resource name")
-            managed.add(str(resource.get("name")))
-            if "ignoredByScheduler" in resource and not isinstance(resource["ignoredByScheduler"], bool):
-                problems.append(f"{where}.managedResources[{j}].ignoredByScheduler: must be a boolean")
-    if binders > 1:
-        problems.append("extenders: at most one may set bindVerb")
+                problems.append(f"extenders[{i}].{verb_key}: {verb!r} is not served (routes serve {VERBS})")
     return problems
 
 

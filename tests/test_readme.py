@@ -115,10 +115,10 @@ def test_the_kube_scheduler_configuration_snippets() -> None:
     from tests.test_deploy import scheduler_config_problems  # the same checks the manifests get
 
     snippets = [yaml.safe_load(code) for lang, code in blocks() if lang == "yaml" and "KubeSchedulerConfiguration" in code]
-    assert [s["extenders"][0]["nodeCacheCapable"] for s in snippets] == [True, False, True]
+    assert [s["extenders"][0]["nodeCacheCapable"] for s in snippets] == [True, False, True, True]
     for snippet in snippets:
         assert scheduler_config_problems(snippet) == []
-    tls = snippets[2]["extenders"][0]
+    (tls,) = [s["extenders"][0] for s in snippets if s["extenders"][0]["urlPrefix"].startswith("https://")]
     assert tls["urlPrefix"].startswith("https://") and "enableHTTPS" not in tls, "a CA, not enableHTTPS (which skips verification)"
     assert set(tls["tlsConfig"]) == {"caFile", "certFile", "keyFile", "serverName"}
 
