@@ -15,7 +15,8 @@ from gunicorn.arbiter import Arbiter
 
 from extender import gunicorn_conf
 from extender.engine import Policy
-from extender.policy import PolicyError
+from extender.policy import PolicyError, load_policy_text
+from extender.policy.reload import last_good
 from extender.settings import Settings
 from extender.web import create_app
 from extender.web.reloading import PolicyReloader
@@ -80,11 +81,12 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
         except PolicyError as exc:
             if self.startup_policy is None:
                 raise
+            policy, which = self._fallback_policy(self.startup_policy)
             log.error(
-                "worker %d serves the start-up policy (digest %s): the policy file is invalid now (%d problem(s))",
-                os.getpid(), self.startup_policy.digest, len(exc.problems),
+                "worker %d serves the %s policy (digest %s): the policy file is invalid now (%d problem(s))",
+                os.getpid(), which, policy.digest, len(exc.problems),
             )
-            app = create_app(self.settings, policy=self.startup_policy, draining=self.draining.is_set)
+            app = create_app(self.settings, policy=policy, draining=self.draining.is_set)
             reloader = app.extensions.get("extender.reloader")
             if reloader is not None:
                 reloader.check("file")  # reported (and counted) as a refused reload, once
@@ -94,6 +96,17 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
             if self._hung_up:  # the file may have changed after this worker read it
                 self.reloader.wake()
         return app
+
+    def _fallback_policy(self, startup: Policy) -> tuple[Policy, str]:
+        """What a worker started while the file is broken serves: the policy the last reload
+        applied (the other workers serve it), else the one the server started with."""
+        text = last_good(self.settings.runtime_dir)
+        if text is not None:
+            try:
+                return load_policy_text(text, self.settings.policy or startup.source), "last reloaded"
+            except PolicyError:
+                pass
+        return startup, "start-up"
 
     def hangup(self) -> None:
         """SIGHUP in a worker (its signal handler, in the main thread): re-read the policy now.

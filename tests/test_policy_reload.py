@@ -335,6 +335,32 @@ def test_a_worker_starting_while_the_file_is_broken_serves_the_start_up_policy(t
         ExtenderServer(Settings(policy=volume.path, policy_poll_seconds=0)).load()
 
 
+def test_a_worker_starting_while_the_file_is_broken_serves_the_last_reloaded_policy(tmp_path: Path) -> None:
+    """After a reload, a worker respawned while the file is broken serves what the others
+    serve (the reloaded policy), not the one the server started with."""
+    (tmp_path / "volume").mkdir()
+    volume = ConfigMapVolume(tmp_path / "volume", STRICT)
+    runtime = tmp_path / "runtime"
+    settings = Settings(policy=volume.path, policy_poll_seconds=0, runtime_dir=str(runtime))
+    startup = load_policy_text(STRICT, volume.path)
+    running = ExtenderServer(settings, startup).load()  # a worker that sees the next reload
+    try:
+        volume.update(LENIENT)
+        attempt = running.extensions["extender.reloader"].check("file")
+        assert attempt is not None and attempt.ok
+        reloaded = running.extensions["extender.service"].policy
+        assert reloaded.digest != startup.digest
+    finally:
+        running.extensions["extender.reloader"].stop()
+    volume.update(BROKEN)
+    respawned = ExtenderServer(settings, startup).load()
+    try:
+        assert version(respawned)["policy"]["digest"] == reloaded.digest
+        assert filter_passed(respawned) == ["n-1", "n-2"]  # out of scope, as the reloaded policy says
+    finally:
+        respawned.extensions["extender.reloader"].stop()
+
+
 def test_a_hangup_before_the_app_is_loaded_wakes_its_watch_once_it_is(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -43,6 +43,8 @@ class Candidate:
     digest: str
     policy: Policy | None = None
     error: PolicyError | None = None
+    #: the file's text (kept for a valid policy: :func:`remember_good`)
+    text: str = ""
 
 
 class PolicyFileWatch:
@@ -79,9 +81,40 @@ class PolicyFileWatch:
             return None
         self.seen = digest
         try:
-            return Candidate(digest, policy=load_policy_text(text, self.path))
+            return Candidate(digest, policy=load_policy_text(text, self.path), text=text)
         except PolicyError as exc:
             return Candidate(digest, error=exc)
+
+
+#: where, in the runtime directory the workers share, the last policy a reload applied is kept
+LAST_GOOD = Path("policy") / "last-good.yaml"
+
+
+def remember_good(runtime_dir: str | None, text: str) -> None:
+    """Keep ``text``, a policy a reload just applied, for workers that start later while the
+    file is broken (:func:`last_good`): they then serve what the others serve, not the
+    policy the server started with. Atomic (a reader sees the old or the new text); a
+    failure is logged, never fatal to the reload."""
+    if runtime_dir is None or not text:
+        return
+    target = Path(runtime_dir) / LAST_GOOD
+    partial = target.with_name(f".{target.name}.{threading.get_ident()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+    except OSError as exc:
+        log.warning("could not keep the reloaded policy in %s: %s", target, exc)
+
+
+def last_good(runtime_dir: str | None) -> str | None:
+    """The text :func:`remember_good` kept, if any."""
+    if runtime_dir is None:
+        return None
+    try:
+        return (Path(runtime_dir) / LAST_GOOD).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 imports prometheus_client (which reads ``PROMETHEUS_MULTIPROC_DIR`` once, at import):
 ``<dir>/metrics`` holds the workers' metric files and is emptied at start, as values left
 by an earlier run would be summed into this one; ``<dir>/decisions`` holds the status page's
-ring files (:mod:`extender.status.store`) and is emptied too. Without ``--runtime-dir`` the directory is a
+ring files (:mod:`extender.status.store`) and ``<dir>/policy`` the last policy a reload
+applied (:mod:`extender.policy.reload`): both are emptied too. Without ``--runtime-dir`` the directory is a
 fresh private one, in memory (/dev/shm) when there is one, removed at exit.
 """
 
@@ -52,7 +53,7 @@ def prepare(configured: str | None) -> RuntimeDir:
         parent = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         runtime = RuntimeDir(Path(tempfile.mkdtemp(prefix="extender-", dir=parent)), owned=True)  # mode 0700
     metrics = runtime.metrics
-    for subdirectory in (metrics, runtime.path / "decisions"):  # not an earlier run's files
+    for subdirectory in (metrics, runtime.path / "decisions", runtime.path / "policy"):  # not an earlier run's
         if subdirectory.exists():
             shutil.rmtree(subdirectory)
         subdirectory.mkdir(mode=0o700)

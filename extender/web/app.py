@@ -255,7 +255,9 @@ def create_app(
     app.extensions["extender.reload_status"] = status
     if rebuild is not None:
         watch = PolicyFileWatch(settings.policy, service.policy.digest) if settings.policy else None
-        reloader = PolicyReloader(app.extensions, rebuild, status, watch, settings.policy_poll_seconds)
+        reloader = PolicyReloader(
+            app.extensions, rebuild, status, watch, settings.policy_poll_seconds, settings.runtime_dir
+        )
         app.extensions["extender.reloader"] = reloader
     status.listeners.append(metrics.policy_reloaded)
     #: the status page's decisions and the Event poster (None when off)

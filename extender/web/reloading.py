@@ -24,7 +24,7 @@ from typing import Any
 from extender.engine import Policy
 from extender.kube.cluster import ClusterState
 from extender.load.state import LoadState, rule_readers, uses_metrics_api
-from extender.policy.reload import Candidate, PolicyFileWatch, ReloadAttempt, ReloadStatus, Trigger
+from extender.policy.reload import Candidate, PolicyFileWatch, ReloadAttempt, ReloadStatus, Trigger, remember_good
 from extender.service import ExtenderService
 from extender.settings import Settings
 
@@ -77,13 +77,17 @@ class PolicyReloader:
         status: ReloadStatus,
         watch: PolicyFileWatch | None,
         poll_seconds: float,
+        runtime_dir: str | None = None,
     ) -> None:
+        """``runtime_dir``: where each applied policy is kept for workers started later
+        (:func:`~extender.policy.reload.remember_good`)."""
         self._extensions = extensions
         self._rebuild = rebuild
         self.status = status
         #: None: the embedded default policy, no file to re-read
         self.watch = watch
         self.poll_seconds = poll_seconds
+        self.runtime_dir = runtime_dir
         self._woken = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -177,6 +181,7 @@ class PolicyReloader:
         if old_load is not None and old_load is not load:
             old_load.stop()
         attempt = ReloadAttempt(now, trigger, True, candidate.digest)
+        remember_good(self.runtime_dir, candidate.text)
         self.status.record(attempt)
         log.info(
             "policy reloaded in worker %d (%s): %s digest %s -> %s: %d predicate(s), %d priority(ies), bind %s; "
