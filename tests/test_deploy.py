@@ -378,10 +378,10 @@ def uncommented_block(text: str, first_line: str) -> Any:
 # -- KubeSchedulerConfiguration checks ---------------------------------------------------------
 
 
-def scheduler_config_problems(config: Any) -> list[str]:
-    """What kube-scheduler would refuse (extender.schedconfig's checker: strict decoding and
-    the validation rules, as KUBE_SCHEDULER_VERSION), plus verbs this extender does not serve."""
-    problems = schedconfig.problems(config, KUBE_SCHEDULER_VERSION)
+def scheduler_config_problems(config: Any, version: KubeVersion = KUBE_SCHEDULER_VERSION) -> list[str]:
+    """What kube-scheduler ``version`` would refuse (extender.schedconfig's checker: strict
+    decoding and the validation rules), plus verbs this extender does not serve."""
+    problems = schedconfig.problems(config, version)
     extenders = config.get("extenders") if isinstance(config, dict) else None
     for i, ext in enumerate(extenders if isinstance(extenders, list) else []):
         for verb_key in ("filterVerb", "prioritizeVerb", "preemptVerb", "bindVerb"):
