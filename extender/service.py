@@ -152,7 +152,6 @@ class ExtenderService:
     def _filter(self, body: Body, out: Emitter) -> bytes:
         started = time.perf_counter()
         args = wire.decode_extender_args(body)
-        metrics.note_nodes(len(args.node_items) if args.node_items is not None else len(args.node_names or ()))
         pod = args.pod
         ctx = self._context(pod)
         if args.node_items is not None:
@@ -183,7 +182,6 @@ class ExtenderService:
                 lambda: {**self._base("filter", pod, ctx, "names", len(names), "error", started), "error": NOT_SYNCED_ERROR},
                 always=True,
             )
-            metrics.note_error_answer()
             return replies.encode_filter_reply(error=NOT_SYNCED_ERROR)
         if self.nodes is not None:
             decision, positions, unknown = self.engine.filter_named(pod, names, self.nodes, ctx)
@@ -242,7 +240,6 @@ class ExtenderService:
     def _prioritize(self, body: Body, out: Emitter) -> bytes:
         started = time.perf_counter()
         args = wire.decode_scoring_args(body)
-        metrics.note_nodes(len(args.nodes) if args.nodes is not None else len(args.node_names or ()))
         pod = args.pod
         ctx = self._context(pod)
         mode = "nodes" if args.nodes is not None else "names"
@@ -307,7 +304,6 @@ class ExtenderService:
         """
         started = time.perf_counter()
         args = wire.decode_preemption_args(body)
-        metrics.note_nodes(len(args.candidates))
         fetched = 0
 
         def resolve(names: Sequence[str]) -> Sequence[NodeView | None]:

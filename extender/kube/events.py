@@ -83,8 +83,9 @@ def pod_key(record: Record) -> str:
 
 def calls_both_verbs(policy: Policy) -> bool:
     """Whether kube-scheduler calls filter and then prioritize for a pod under ``policy`` (it
-    has predicates and priorities), so an Event waits for both."""
-    return bool(policy.predicates) and bool(policy.priorities)
+    registers both verbs: :attr:`Policy.verbs`), so an Event waits for both."""
+    verbs = policy.verbs
+    return "filterVerb" in verbs and "prioritizeVerb" in verbs
 
 
 class Combiner:

@@ -120,9 +120,9 @@ ALL = (
 # -- verb calls (hot path) --------------------------------------------------------------------
 
 class _Call(threading.local):
-    """What the service tells about the call this thread is answering (set per call, O(1))."""
+    """Whether the call this thread is answering got an Error answer (its decision record
+    says so; set per call, O(1))."""
 
-    nodes = -1
     error_answer = False
 
 
@@ -142,31 +142,16 @@ def _child(metric: Any, *labels: str) -> Any:
 
 def begin_call() -> None:
     """A verb call starts on this thread: forget what the previous one noted."""
-    call = _call
-    call.nodes = -1
-    call.error_answer = False
-
-
-def note_nodes(count: int) -> None:
-    """The service: the call being answered carries ``count`` nodes (or candidates)."""
-    _call.nodes = count
-
-
-def note_error_answer() -> None:
-    """The service: the call is answered with an Error in a 200 body (kube-scheduler retries)."""
-    _call.error_answer = True
+    _call.error_answer = False
 
 
 def end_call(verb: str, outcome: str, seconds: float, body_bytes: int) -> None:
     """A verb call was answered: ``outcome`` is one of :data:`OUTCOMES` (:data:`OK` becomes
-    :data:`ERROR_ANSWER` if the service noted one)."""
-    call = _call
-    if outcome == OK and call.error_answer:
+    :data:`ERROR_ANSWER` if the call's decision record said ``error``)."""
+    if outcome == OK and _call.error_answer:
         outcome = ERROR_ANSWER
     _child(REQUEST_SECONDS, verb, outcome).observe(seconds)
     _child(REQUEST_BYTES, verb).observe(body_bytes)
-    if call.nodes >= 0:
-        _child(REQUEST_NODES, verb).observe(call.nodes)
 
 
 # -- decisions and rules ----------------------------------------------------------------------
@@ -176,9 +161,20 @@ def observe_decision(record: Mapping[str, Any]) -> None:
     entries by ``verb``, ``rule``, ``reason`` and ``count``, its ``shadow`` entries'
     ``wouldReject``, and the record itself by ``verb`` and ``outcome``. Missing keys count
     as nothing; the integrator registers this as a service observer. Each distinct reason is
-    a series: rules word reasons per cause, never per node (kube-scheduler groups them too)."""
+    a series: rules word reasons per cause, never per node (kube-scheduler groups them too).
+
+    The record is also what the request series learn of the call from: its ``nodes``
+    (``extender_request_nodes``; bind carries one node name, not a list) and an ``error``
+    outcome (the call's duration is then counted as ``error-answer``: the service calls its
+    observers before the HTTP layer's :func:`end_call`, on the same thread)."""
     verb = str(record.get("verb", ""))
-    _child(DECISIONS, verb, str(record.get("outcome", ""))).inc()
+    outcome = str(record.get("outcome", ""))
+    _child(DECISIONS, verb, outcome).inc()
+    if outcome == "error":
+        _call.error_answer = True
+    nodes = record.get("nodes")
+    if verb != "bind" and isinstance(nodes, int):
+        _child(REQUEST_NODES, verb).observe(nodes)
     for rejected in record.get("rejected") or ():
         count = int(rejected.get("count", 0))
         if count > 0:
@@ -196,10 +192,9 @@ def observe_rule_seconds(rule: str, seconds: float) -> None:
 
 def bind_answered(outcome: str) -> None:
     """A bind call was answered: ``bound``, ``failed`` (the API server refused or did not
-    answer), ``not-enabled`` or ``no-api-access``. Anything but ``bound`` is an Error answer."""
+    answer), ``not-enabled`` or ``no-api-access`` (anything but ``bound`` is an Error answer,
+    which the bind's decision record says too)."""
     _child(BINDS, outcome).inc()
-    if outcome != "bound":
-        note_error_answer()
 
 
 def event_counted(outcome: str) -> None:
