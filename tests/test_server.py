@@ -165,3 +165,17 @@ def test_decision_log_and_graceful_shutdown(server: Server) -> None:
     record = [r for r in decision_records(log.splitlines(), "filter") if r["pod"]["name"] == "db-1"][-1]
     assert (record["nodes"], record["passed"], rejected_count(record), record["outcome"]) == (6, 3, 3, "answered")
     assert "Traceback" not in log
+
+
+def test_the_probe_port_binds_the_probe_host_when_one_is_given() -> None:
+    # The chart's sidecar keeps its verbs on loopback and serves /metrics (probe port) on the pod IP.
+    from dataclasses import replace
+
+    from extender.server import ExtenderServer
+    from extender.settings import Settings
+
+    base = Settings(host="127.0.0.1", port=8888, probe_port=8081)
+    assert ExtenderServer(base).gunicorn_settings()["bind"] == ["127.0.0.1:8888", "127.0.0.1:8081"]
+    assert Settings.from_env({"EXTENDER_PROBE_HOST": "0.0.0.0"}).probe_host == "0.0.0.0"
+    wide = replace(base, probe_host="0.0.0.0")
+    assert ExtenderServer(wide).gunicorn_settings()["bind"] == ["127.0.0.1:8888", "0.0.0.0:8081"]
