@@ -216,6 +216,8 @@ def test_values_the_schema_refuses_fail_naming_the_key(values: dict[str, Any], k
         ({"layout": "service", "networkPolicy": {"enabled": True}}, "networkPolicy.from"),
         ({"layout": "service", "networkPolicy": {"enabled": True, "from": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}},
          "networkPolicy.apiServer.cidrs"),
+        ({"layout": "service", "metrics": METRICS, "networkPolicy": {**NETWORK_POLICY, "metricsFrom": []}},
+         "networkPolicy.metricsFrom"),
         ({"policy": {"content": "version: 1\nsources: {m: {type: metrics-server}}\n" + NO_PRIORITIES_POLICY[11:]}},
          "features.metricsServerSource"),
     ],

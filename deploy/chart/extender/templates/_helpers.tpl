@@ -206,6 +206,9 @@ Refuse combinations that cannot work, naming the values (rendered once, from the
 {{- if and .Values.networkPolicy.enabled (eq .Values.layout "service") (not .Values.networkPolicy.from) -}}
 {{- fail "networkPolicy.from: required with networkPolicy.enabled in the service layout (who may call the extender: kube-scheduler's addresses), or nothing gets scheduled" -}}
 {{- end -}}
+{{- if and .Values.networkPolicy.enabled (eq .Values.layout "service") .Values.metrics.serviceMonitor.enabled (not .Values.tls.enabled) (not .Values.networkPolicy.metricsFrom) -}}
+{{- fail "networkPolicy.metricsFrom: required with metrics.serviceMonitor in the service layout without TLS (Prometheus scrapes port 8888, where the verbs are: an empty list would admit everyone)" -}}
+{{- end -}}
 {{- if and .Values.networkPolicy.enabled (eq .Values.layout "service") (include "extender.needsApi" .) -}}
 {{- if not (and .Values.networkPolicy.apiServer.cidrs .Values.networkPolicy.apiServer.serviceIP) -}}
 {{- fail "networkPolicy.apiServer.cidrs and networkPolicy.apiServer.serviceIP: required with networkPolicy.enabled when the extender calls the API server (names mode or a feature)" -}}
