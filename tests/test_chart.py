@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import helm_python as helm
+import jsonschema
 import pytest
 import yaml
 from kubernetes_validate.utils import all_versions, major_minor
@@ -216,6 +217,7 @@ def test_values_the_schema_refuses_fail_naming_the_key(values: dict[str, Any], k
         ({"layout": "service", "networkPolicy": {"enabled": True}}, "networkPolicy.from"),
         ({"layout": "service", "networkPolicy": {"enabled": True, "from": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}},
          "networkPolicy.apiServer.cidrs"),
+        ({"metrics": {"port": 8888}}, "metrics.port"),
         ({"layout": "service", "metrics": METRICS, "networkPolicy": {**NETWORK_POLICY, "metricsFrom": []}},
          "networkPolicy.metricsFrom"),
         ({"policy": {"content": "version: 1\nsources: {m: {type: metrics-server}}\n" + NO_PRIORITIES_POLICY[11:]}},
@@ -245,8 +247,6 @@ def test_every_object_passes_the_strict_schemas(render_case: tuple[str, str, lis
 
 def test_custom_resources_carry_what_their_crds_require(render_case: tuple[str, str, list[dict[str, Any]]]) -> None:
     name, _, docs = render_case
-    import jsonschema
-
     for doc in docs:
         kind = doc["kind"]
         if (doc["apiVersion"], kind) not in CRD_KINDS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,6 @@ def kustomize(layout: str, *components: str) -> tuple[dict[str, Any], ...]:
     """A layout with components, rendered once (tuple: cached, so never modify the result)."""
     if not components:
         return tuple(render(DEPLOY / layout))
-    import tempfile
-
     with tempfile.TemporaryDirectory() as directory:
         return tuple(render_overlay(Path(directory), [DEPLOY / layout], [COMPONENTS / c for c in components]))
 
@@ -197,11 +196,11 @@ def test_network_policy_is_the_two_components_in_one_object() -> None:
 
 @pytest.mark.parametrize("feature", sorted(FEATURE_VALUES))
 def test_each_feature_adds_exactly_its_components_rbac_and_variable(feature: str) -> None:
-    mode_values = NODE_CACHE if feature == "bind" else FULL_NODES  # bind is names mode only
-    base = chart_docs(OLD, mode_values if feature == "bind" else FULL_NODES)
-    values = copy.deepcopy(mode_values)
-    values.setdefault("features", {})[FEATURE_VALUES[feature]] = True
-    ours = chart_docs(OLD, values)
+    if feature == "bind":  # names mode only, and the policy must enable bind
+        base_values, values = {"layout": "service"}, NODE_CACHE
+    else:
+        base_values, values = FULL_NODES, {**FULL_NODES, "features": {FEATURE_VALUES[feature]: True}}
+    base, ours = chart_docs(OLD, base_values), chart_docs(OLD, values)
     theirs = kustomize("extender", feature)
     # The component's ClusterRole and ClusterRoleBinding, equal (same names).
     component_rbac = by_key(theirs, RBAC_KINDS)
@@ -212,14 +211,13 @@ def test_each_feature_adds_exactly_its_components_rbac_and_variable(feature: str
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     subject = service_account_of(deployment)
-    features = {feature} | ({"node-cache"} if values.get("mode", "names") == "names" else set())
+    features = {feature} | ({"node-cache"} if feature == "bind" else set())
     assert rbac_grants(ours, subject) == needed_rbac(features)
     assert has_api_token(ours, pod, container)
-    if feature != "bind":
-        # Against the chart without it: exactly the component's variable and the token more.
-        (base_container,) = one(base, "Deployment", "extender", NAMESPACE)["spec"]["template"]["spec"]["containers"]
-        assert env_of(container) == {**env_of(base_container), **COMPONENT_ENV[feature]}
-        assert len(objects(ours, "ClusterRole")) == len(objects(base, "ClusterRole")) + 1
+    # Against the chart without it: exactly the component's variable and one ClusterRole more.
+    (base_container,) = one(base, "Deployment", "extender", NAMESPACE)["spec"]["template"]["spec"]["containers"]
+    assert env_of(container) == {**env_of(base_container), **COMPONENT_ENV[feature]}
+    assert len(objects(ours, "ClusterRole")) == len(objects(base, "ClusterRole")) + 1
 
 
 @pytest.mark.parametrize(("values", "features"), [({"layout": "service"}, {"node-cache"}), (FULL_NODES, set())], ids=["names", "full-nodes"])

@@ -214,6 +214,9 @@ Refuse combinations that cannot work, naming the values (rendered once, from the
 {{- fail "networkPolicy.apiServer.cidrs and networkPolicy.apiServer.serviceIP: required with networkPolicy.enabled when the extender calls the API server (names mode or a feature)" -}}
 {{- end -}}
 {{- end -}}
+{{- if or (eq (int .Values.metrics.port) 8888) (eq (int .Values.tls.probePort) 8888) -}}
+{{- fail "metrics.port and tls.probePort: 8888 is the extender's serving port" -}}
+{{- end -}}
 {{- if and .Values.schedulerConfig.ignoredByScheduler (not .Values.schedulerConfig.managedResources) -}}
 {{- fail "schedulerConfig.ignoredByScheduler needs schedulerConfig.managedResources" -}}
 {{- end -}}
