@@ -62,6 +62,8 @@ NETWORK_POLICY = {
 METRICS = {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
            "prometheusRule": {"enabled": True, "labels": {"role": "alert-rules"}}}  # fmt: skip
 CERT_MANAGER = {"enabled": True, "certManager": {"enabled": True, "issuerRef": {"name": "extender-ca"}, "clientCertificate": True}}
+ZONE_SPREAD = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "extender"}}}  # fmt: skip
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "service-names": {"layout": "service"},
     "service-full-nodes": {"layout": "service", "mode": "fullNodes"},
@@ -74,7 +76,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "service-everything": {"layout": "service", "policy": {"content": BIND_POLICY}, "features": ALL_FEATURES,
                            "tls": CERT_MANAGER, "metrics": METRICS, "networkPolicy": NETWORK_POLICY,
                            "schedulerConfig": {"managedResources": ["example.com/gpu-memory"], "ignoredByScheduler": True,
-                                               "ignorable": True, "weight": 5, "httpTimeout": "3s"}},
+                                               "ignorable": True, "weight": 5, "httpTimeout": "3s"},
+                           "topologySpreadConstraints": [ZONE_SPREAD], "replicas": 3,
+                           "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                               {"matchExpressions": [{"key": "node-pool", "operator": "In", "values": ["system"]}]}]}}}},
     "second-no-priorities": {"policy": {"content": NO_PRIORITIES_POLICY}},
     "second-no-predicates": {"policy": {"content": NO_PREDICATES_POLICY}},
     "second-bind": {"policy": {"content": BIND_POLICY}, "features": {"bind": True}},
@@ -372,6 +377,14 @@ def test_the_sidecar_serves_metrics_on_the_pod_ip_and_its_verbs_on_loopback() ->
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     env = env_of(container)
     assert env["EXTENDER_DECISION_LOG"] == "detail" and pod["priorityClassName"] == "system-cluster-critical"
+
+
+def test_pod_settings_reach_the_pod_as_given() -> None:
+    pod, _ = extender_container(rendered("service-everything", "v1.35.0")[0])
+    assert pod["topologySpreadConstraints"] == [ZONE_SPREAD]  # a list replaces the chart's
+    assert pod["affinity"] == VALUE_SETS["service-everything"]["affinity"]
+    pod, _ = extender_container(rendered("second-everything", "v1.35.0")[0])
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"} and pod["tolerations"][0]["key"] == "dedicated"
 
 
 def test_notes_say_how_to_get_the_scheduler_config_in_the_service_layout() -> None:
