@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     tls.add_argument(
         "--probe-port", type=int, help="plain-HTTP port for GET /healthz and /readyz only (kubelet probes under mTLS)"
     )
+    tls.add_argument(
+        "--probe-host", help="address the probe port binds (default: --host; a sidecar on loopback: 0.0.0.0 for scrapes)"
+    )
     api = serve.add_argument_group("Kubernetes API (node/pod caches, bind)")
     api.add_argument(
         "--node-cache",

@@ -58,7 +58,7 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
         values = dict(gunicorn_conf.SETTINGS)
         values.update(
             bind=[f"{self.settings.host}:{self.settings.port}"]
-            + ([f"{self.settings.host}:{self.settings.probe_port}"] if self.settings.probe_port else [])
+            + ([f"{self.settings.probe_host or self.settings.host}:{self.settings.probe_port}"] if self.settings.probe_port else [])
             # the status page's own listener (README "Status page")
             + ([f"{self.settings.admin_host}:{self.settings.admin_port}"] if self.settings.admin_port else []),
             workers=self.settings.served_workers,

@@ -80,6 +80,10 @@ class Settings:
     #: a plain-HTTP port serving only GET /healthz and /readyz (kubelet probes present no
     #: client certificate, so with mTLS they cannot use the main port); 0: none
     probe_port: int = 0
+    #: the address the probe port binds; None: ``host``. A sidecar on loopback (the chart's
+    #: secondScheduler layout) sets 0.0.0.0 so Prometheus can scrape /metrics there while
+    #: the verbs stay on 127.0.0.1 (the probe port answers nothing but probes and /metrics)
+    probe_host: str | None = None
     #: preempt: a candidate the extender has no Node object of is "drop"ped or "keep"t
     preempt_unknown_nodes: str = "drop"
     #: preempt without --node-cache: nodes seen in full-node requests each worker remembers (LRU)

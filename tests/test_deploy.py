@@ -87,6 +87,7 @@ BUILTIN_ROLE_EXCERPTS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
         {"apiGroups": [""], "resources": ["pods/binding", "bindings"], "verbs": ["create"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
     ],
     ("ClusterRole", "system:volume-scheduler"): [],  # persistentvolumes, claims, storageclasses
     ("Role", "extension-apiserver-authentication-reader"): [],  # one ConfigMap in kube-system

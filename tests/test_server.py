@@ -165,3 +165,35 @@ def test_decision_log_and_graceful_shutdown(server: Server) -> None:
     record = [r for r in decision_records(log.splitlines(), "filter") if r["pod"]["name"] == "db-1"][-1]
     assert (record["nodes"], record["passed"], rejected_count(record), record["outcome"]) == (6, 3, 3, "answered")
     assert "Traceback" not in log
+
+
+def test_the_probe_port_binds_the_probe_host_when_one_is_given() -> None:
+    # The chart's sidecar keeps its verbs on loopback and serves /metrics (probe port) on the pod IP.
+    from dataclasses import replace
+
+    from extender.server import ExtenderServer
+    from extender.settings import Settings
+
+    base = Settings(host="127.0.0.1", port=8888, probe_port=8081)
+    assert ExtenderServer(base).gunicorn_settings()["bind"] == ["127.0.0.1:8888", "127.0.0.1:8081"]
+    assert Settings.from_env({"EXTENDER_PROBE_HOST": "0.0.0.0"}).probe_host == "0.0.0.0"
+    from extender.cli import _parser
+
+    args = _parser().parse_args(["serve", "--probe-port", "8081", "--probe-host", "0.0.0.0"])
+    assert Settings().with_overrides(vars(args)).probe_host == "0.0.0.0"
+    wide = replace(base, probe_host="0.0.0.0")
+    assert ExtenderServer(wide).gunicorn_settings()["bind"] == ["127.0.0.1:8888", "0.0.0.0:8081"]
+
+
+def test_a_sidecar_on_loopback_serves_its_metrics_on_every_address(tmp_path: Path) -> None:
+    # 127.0.0.2 stands for the pod IP: a listener bound to 127.0.0.1 does not accept it.
+    from tests.live_server import running_server
+
+    probe_port = free_port()
+    with running_server(tmp_path, "--host", "127.0.0.1", "--probe-port", str(probe_port), "--probe-host", "0.0.0.0") as server:
+        scrape = requests.get(f"http://127.0.0.2:{probe_port}/metrics", timeout=5)
+        assert scrape.status_code == 200 and "extender_policy_info" in scrape.text
+        refused = requests.post(f"http://127.0.0.2:{probe_port}/scheduler/filter", data="{}", timeout=5)
+        assert refused.status_code == 404  # the probe port answers no verb
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.2:{server.port}/readyz", timeout=5)
