@@ -171,6 +171,9 @@ def _scheduler_config_parser(sub: argparse._SubParsersAction[argparse.ArgumentPa
     )
     config.add_argument("--url", required=True, help="urlPrefix: where kube-scheduler reaches the verbs, e.g. "
                         "http://extender.extender-system.svc:8888/scheduler")
+    config.add_argument("--url-prefix", metavar="PATH", default="/scheduler",
+                        help="the path extender serve answers under, its --url-prefix: --url must end with it "
+                        "(default /scheduler)")
     config.add_argument("--policy", metavar="FILE", help="policy file (default: the embedded default policy)")
     config.add_argument("--k8s-version", default="1.35", metavar="1.N",
                         help="kube-scheduler's release, 1.22 to 1.35: picks the apiVersion (v1 from 1.25; default 1.35)")

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect,
         lease_namespace=args.lease_namespace,
         kubeconfig=args.kubeconfig,
+        serve_url_prefix=args.url_prefix,
     )
     found = setup.problems()
     if not policy.verbs:

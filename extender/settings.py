@@ -139,8 +139,7 @@ class Settings:
     @property
     def normalised_prefix(self) -> str:
         """The URL prefix with one leading slash and no trailing slash ("" for the root)."""
-        prefix = self.url_prefix.strip().strip("/")
-        return f"/{prefix}" if prefix else ""
+        return normalise_url_prefix(self.url_prefix)
 
     def with_overrides(self, values: Mapping[str, Any]) -> Settings:
         """A copy with the non-None entries of ``values`` applied."""
@@ -242,3 +241,9 @@ class Settings:
         if not 0 <= self.status_tables <= 1:
             problems.append(f"status tables {self.status_tables}: must be in 0..1")
         return problems
+
+
+def normalise_url_prefix(text: str) -> str:
+    """A verbs' path prefix with one leading slash and no trailing slash ("" for the root)."""
+    prefix = text.strip().strip("/")
+    return f"/{prefix}" if prefix else ""

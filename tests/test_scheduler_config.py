@@ -250,6 +250,35 @@ def test_tls_flags_that_cannot_work_exit_2(flags: list[str], says: str, capsys: 
     assert (code, out) == (2, "") and says in err
 
 
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        # Found with a real kube-scheduler: it posts to http://127.0.0.1:8888/filter, a 404 on every call.
+        (["--url", "http://127.0.0.1:8888"], "use http://127.0.0.1:8888/scheduler"),
+        (["--url", "http://127.0.0.1:8888/"], "not /: every call would be a 404"),
+        (["--url", "http://127.0.0.1:8888/extender"], "answers under /scheduler (its --url-prefix), not /extender"),
+        (["--url", "http://127.0.0.1:8888/scheduler", "--url-prefix", "/placement"], "use http://127.0.0.1:8888/placement"),
+    ],
+)  # fmt: skip
+def test_a_url_whose_path_serve_does_not_answer_exits_2(flags: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["scheduler-config", *flags])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "") and says in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "url"),
+    [
+        (["--url", "http://127.0.0.1:8888/scheduler/"], "http://127.0.0.1:8888/scheduler/"),  # kube-scheduler trims the slash
+        (["--url", "http://127.0.0.1:8888/placement", "--url-prefix", "placement/"], "http://127.0.0.1:8888/placement"),
+        (["--url", "http://127.0.0.1:8888", "--url-prefix", ""], "http://127.0.0.1:8888"),  # serve --url-prefix ""
+    ],
+)  # fmt: skip
+def test_a_url_ending_with_serves_prefix_is_written_as_given(flags: list[str], url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scheduler-config", *flags]) == 0
+    assert extender_of(yaml.safe_load(capsys.readouterr().out))["urlPrefix"] == url
+
+
 # -- the checker: each rule rejects its bad case, naming the field -----------------------------------
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from extender.engine import Policy
+from extender.settings import Settings, normalise_url_prefix
 from extender.schedconfig.versions import KubeVersion, api_version_for
 
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
@@ -46,10 +47,22 @@ class Setup:
     leader_elect: bool = True
     lease_namespace: str | None = None
     kubeconfig: str | None = None
+    # The path `extender serve` answers under (its --url-prefix): urlPrefix must end with it.
+    serve_url_prefix: str = Settings.url_prefix
 
     def problems(self) -> list[str]:
         """Combinations no configuration can express (checked before rendering)."""
         found = []
+        path = normalise_url_prefix(urlsplit(self.url).path)
+        served = normalise_url_prefix(self.serve_url_prefix)
+        if path != served:
+            # kube-scheduler posts to urlPrefix + "/" + verb: any other path is a 404 on every call.
+            scheme, netloc = urlsplit(self.url)[:2]
+            found.append(
+                f"--url {self.url!r}: extender serve answers under {served or '/'} (its --url-prefix), not "
+                f"{path or '/'}: every call would be a 404; use {scheme}://{netloc}{served}, or pass "
+                "--url-prefix if serve runs with another"
+            )
         tls = self.tls_ca or self.tls_insecure or self.tls_server_name or self.client_cert or self.client_key
         if tls and urlsplit(self.url).scheme != "https":
             found.append(f"--url {self.url!r}: the TLS options need an https:// URL (kube-scheduler takes the scheme from urlPrefix)")
