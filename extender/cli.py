@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "--tls-client-ca", metavar="FILE", help="require client certificates signed by this CA (mTLS)"
     )
     tls.add_argument(
-        "--probe-port", type=int, help="plain-HTTP port for GET /healthz and /readyz only (kubelet probes under mTLS)"
+        "--probe-port", type=int, help="plain-HTTP port for GET /healthz, /readyz and /metrics only (probes, scrapes under mTLS)"
     )
     tls.add_argument(
         "--probe-host", help="address the probe port binds (default: --host; a sidecar on loopback: 0.0.0.0 for scrapes)"

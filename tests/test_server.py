@@ -11,12 +11,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import requests
 
+from extender.cli import _parser
+from extender.server import ExtenderServer
+from extender.settings import Settings
 from tests.conftest import fixture, fixture_id, request_line, scheduler_fixtures, verb_of
 from tests.records import decision_records, rejected_count
 
@@ -169,16 +172,9 @@ def test_decision_log_and_graceful_shutdown(server: Server) -> None:
 
 def test_the_probe_port_binds_the_probe_host_when_one_is_given() -> None:
     # The chart's sidecar keeps its verbs on loopback and serves /metrics (probe port) on the pod IP.
-    from dataclasses import replace
-
-    from extender.server import ExtenderServer
-    from extender.settings import Settings
-
     base = Settings(host="127.0.0.1", port=8888, probe_port=8081)
     assert ExtenderServer(base).gunicorn_settings()["bind"] == ["127.0.0.1:8888", "127.0.0.1:8081"]
     assert Settings.from_env({"EXTENDER_PROBE_HOST": "0.0.0.0"}).probe_host == "0.0.0.0"
-    from extender.cli import _parser
-
     args = _parser().parse_args(["serve", "--probe-port", "8081", "--probe-host", "0.0.0.0"])
     assert Settings().with_overrides(vars(args)).probe_host == "0.0.0.0"
     wide = replace(base, probe_host="0.0.0.0")
@@ -187,7 +183,7 @@ def test_the_probe_port_binds_the_probe_host_when_one_is_given() -> None:
 
 def test_a_sidecar_on_loopback_serves_its_metrics_on_every_address(tmp_path: Path) -> None:
     # 127.0.0.2 stands for the pod IP: a listener bound to 127.0.0.1 does not accept it.
-    from tests.live_server import running_server
+    from tests.live_server import running_server  # here: tests.live_server imports this module
 
     probe_port = free_port()
     with running_server(tmp_path, "--host", "127.0.0.1", "--probe-port", str(probe_port), "--probe-host", "0.0.0.0") as server:
