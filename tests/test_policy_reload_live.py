@@ -84,6 +84,11 @@ class Load:
             generation = self.generation
         wait_for(lambda: all(g >= generation for g in self.seen.values()), "every client to send a new call")
 
+    def wait_for_calls(self, count: int, what: str) -> None:
+        """Wait until ``count`` more calls have been answered (and checked)."""
+        calls = self.calls
+        wait_for(lambda: self.calls >= calls + count, what)
+
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
@@ -142,11 +147,18 @@ def refused_broken(report: dict[str, object], running: str) -> bool:
     )
 
 
-def test_file_updates_swap_policies_under_load_with_no_failed_call(tmp_path: Path) -> None:
+@contextmanager
+def serving_a_volume(tmp_path: Path, poll_seconds: str) -> Iterator[tuple[Server, ConfigMapVolume]]:
+    """``extender serve`` with 2 workers on the STRICT policy in a ConfigMap-style volume."""
     (tmp_path / "volume").mkdir()
     volume = ConfigMapVolume(tmp_path / "volume", STRICT)
-    args = ("--policy", volume.path, "--policy-poll-seconds", "0.2", "--workers", "2", "--threads", "4")
+    args = ("--policy", volume.path, "--policy-poll-seconds", poll_seconds, "--workers", "2", "--threads", "4")
     with running_server(tmp_path, *args, ready=lambda s: s.ready() and len(s.worker_pids()) == 2) as server:
+        yield server, volume
+
+
+def test_file_updates_swap_policies_under_load_with_no_failed_call(tmp_path: Path) -> None:
+    with serving_a_volume(tmp_path, poll_seconds="0.2") as (server, volume):
         workers = server.worker_pids()
         strict, lenient = text_digest(STRICT), text_digest(LENIENT)
         with under_load(server, {"strict"}) as load:
@@ -161,30 +173,24 @@ def test_file_updates_swap_policies_under_load_with_no_failed_call(tmp_path: Pat
             wait_for(logged_by_every_worker(server, rf"policy reload REFUSED in worker {{pid}} \(file changed\): .*no-such-rule.*still serving digest {lenient}"),
                      "every worker to refuse the broken policy")
             every_worker_version(server, lambda r: refused_broken(r, lenient))
-            calls = load.calls
-            wait_for(lambda: load.calls >= calls + 40, "calls after the refusal")
+            load.wait_for_calls(40, "calls after the refusal")
 
             load.allow({"lenient", "strict"})
             volume.update(STRICT)
             wait_for(logged_by_every_worker(server, rf"policy reloaded in worker {{pid}} \(file changed\): .* {lenient} -> {strict}"),
                      "every worker to reload the strict policy")
             load.allow({"strict"})
-            calls = load.calls
-            wait_for(lambda: load.calls >= calls + 40, "calls after the last swap")
+            load.wait_for_calls(40, "calls after the last swap")
         assert server.worker_pids() == workers  # reloaded in place, never restarted
 
 
 def test_sighup_makes_every_worker_reload_in_place(tmp_path: Path) -> None:
-    (tmp_path / "volume").mkdir()
-    volume = ConfigMapVolume(tmp_path / "volume", STRICT)
-    args = ("--policy", volume.path, "--policy-poll-seconds", "0", "--workers", "2", "--threads", "4")
-    with running_server(tmp_path, *args, ready=lambda s: s.ready() and len(s.worker_pids()) == 2) as server:
+    with serving_a_volume(tmp_path, poll_seconds="0") as (server, volume):
         workers = server.worker_pids()
         strict, lenient = text_digest(STRICT), text_digest(LENIENT)
         with under_load(server, {"strict"}) as load:
             volume.update(LENIENT)  # polling is off: nothing changes until SIGHUP
-            calls = load.calls
-            wait_for(lambda: load.calls >= calls + 40, "calls after the file changed")
+            load.wait_for_calls(40, "calls after the file changed")
             every_worker_version(server, lambda r: r["policy"]["digest"] == strict and r["lastReload"] is None)
 
             load.allow({"strict", "lenient"})
@@ -199,7 +205,6 @@ def test_sighup_makes_every_worker_reload_in_place(tmp_path: Path) -> None:
             wait_for(logged_by_every_worker(server, rf"policy reload REFUSED in worker {{pid}} \(SIGHUP\): .*no-such-rule"),
                      "every worker to refuse the broken policy")
             every_worker_version(server, lambda r: refused_broken(r, lenient))
-            calls = load.calls
-            wait_for(lambda: load.calls >= calls + 40, "calls after the refusal")
+            load.wait_for_calls(40, "calls after the refusal")
         assert server.worker_pids() == workers  # SIGHUP no longer restarts the workers
         assert "Hang up: every worker re-reads the policy" in server.log_text()
