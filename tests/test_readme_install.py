@@ -18,6 +18,7 @@ import yaml
 
 from extender.schedconfig.validate import extended_resource_name_problem
 from tests.helm_chart import NAMESPACE, RELEASE, render_chart
+from tests.test_chart import embedded_config
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -94,8 +95,7 @@ def test_each_install_block_names_objects_the_chart_renders(block: tuple[list[st
 
 def test_the_example_pod_asks_for_the_second_scheduler_the_chart_runs() -> None:
     docs, _ = render_chart({}, KUBE_VERSION)
-    configmap = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("scheduler-config"))
-    profile = yaml.safe_load(configmap["data"]["scheduler-config.yaml"])["profiles"][0]["schedulerName"]
+    profile = embedded_config(docs)["profiles"][0]["schedulerName"]
     pod = yaml.safe_load((ROOT / "deploy/second-scheduler/example-pod.yaml").read_text())
     assert "deploy/second-scheduler/example-pod.yaml" in GUIDE
     assert pod["spec"]["schedulerName"] == profile == "extender-scheduler"
@@ -112,6 +112,5 @@ def test_the_managed_resource_example_is_one_kube_scheduler_accepts_and_the_char
     assert extended_resource_name_problem(name) is None
     values = {"layout": "service", "schedulerConfig": {"managedResources": [name], "ignoredByScheduler": True}}
     docs, _ = render_chart(values, KUBE_VERSION)
-    configmap = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("scheduler-config"))
-    extender = yaml.safe_load(configmap["data"]["scheduler-config.yaml"])["extenders"][0]
+    extender = embedded_config(docs)["extenders"][0]
     assert extender["managedResources"] == [{"name": name, "ignoredByScheduler": True}]

@@ -53,18 +53,18 @@ class Setup:
     def problems(self) -> list[str]:
         """Combinations no configuration can express (checked before rendering)."""
         found = []
-        path = normalise_url_prefix(urlsplit(self.url).path)
+        url = urlsplit(self.url)
+        path = normalise_url_prefix(url.path)
         served = normalise_url_prefix(self.serve_url_prefix)
         if path != served:
             # kube-scheduler posts to urlPrefix + "/" + verb: any other path is a 404 on every call.
-            scheme, netloc = urlsplit(self.url)[:2]
             found.append(
                 f"--url {self.url!r}: extender serve answers under {served or '/'} (its --url-prefix), not "
-                f"{path or '/'}: every call would be a 404; use {scheme}://{netloc}{served}, or pass "
+                f"{path or '/'}: every call would be a 404; use {url.scheme}://{url.netloc}{served}, or pass "
                 "--url-prefix if serve runs with another"
             )
         tls = self.tls_ca or self.tls_insecure or self.tls_server_name or self.client_cert or self.client_key
-        if tls and urlsplit(self.url).scheme != "https":
+        if tls and url.scheme != "https":
             found.append(f"--url {self.url!r}: the TLS options need an https:// URL (kube-scheduler takes the scheme from urlPrefix)")
         if bool(self.client_cert) != bool(self.client_key):
             found.append("--client-cert and --client-key go together (kube-scheduler presents no certificate with only one)")
