@@ -52,7 +52,7 @@ def verbs_blueprint(endpoint: VerbEndpoint) -> Blueprint:
         unsupported = unsupported_content_type(request.environ.get("CONTENT_TYPE"))
         if unsupported:
             return json_error(415, f"explain: {unsupported}")
-        status, body = endpoint.explain(verb, None, read_body(request, endpoint.max_body_bytes))
+        status, body = endpoint.explain(verb, read_body(request, endpoint.max_body_bytes))
         return _json(body, status)
 
     @bp.route("/<path:verb>", methods=["POST"])

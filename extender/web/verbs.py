@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from werkzeug.http import parse_options_header
 
 from extender.codec.common import Body, WireError, encode_json
 from extender.decisions.log import encode_record
-from extender.service import ExtenderService
+from extender.service import ExplainVerb, ExtenderService
 from extender.telemetry import metrics
 
 log = logging.getLogger("extender.http")
@@ -88,30 +88,25 @@ class VerbEndpoint:
         unsupported = unsupported_content_type(content_type)
         if unsupported:
             return 415, error_body(f"{verb}: {unsupported}")
-        try:
-            return 200, getattr(self.service, verb)(body)
-        except WireError as exc:
-            log.info("rejected %s request: %s", verb, exc)
-            return 400, error_body(f"{verb}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a bug, not bad input: answered, never fatal
-            log.exception("internal error on POST %s/%s", self.url_prefix, verb)
-            return 500, error_body(f"internal error: {type(exc).__name__}; see the extender's log")
+        return self._guarded(verb, getattr(self.service, verb), body)
 
-    def explain(self, verb: str, content_type: str | None, body: Body) -> tuple[int, bytes]:
-        """Status and JSON body for ``POST {prefix}/explain?verb=``: the decision record of
-        filter or prioritize on an ``ExtenderArgs`` body, with its table of every node (or
-        both verbs, see :meth:`ExtenderService.explain`); bad input is a 4xx naming it."""
+    def explain(self, verb: str, body: Body) -> tuple[int, bytes]:
+        """Status and JSON body for ``POST {prefix}/explain?verb=`` (its Content-Type checked
+        by the route): the decision record of filter or prioritize on an ``ExtenderArgs``
+        body, with its table of every node (or both verbs, see :meth:`ExtenderService.explain`);
+        bad input is a 4xx naming it."""
         if verb not in EXPLAIN_VERBS:
             return 400, error_body(f"explain: verb {verb!r}: must be one of {', '.join(EXPLAIN_VERBS)}")
-        unsupported = unsupported_content_type(content_type)
-        if unsupported:
-            return 415, error_body(f"explain: {unsupported}")
+        which = cast(ExplainVerb, verb)
+        return self._guarded("explain", lambda request: encode_record(self.service.explain(request, which)), body)
+
+    def _guarded(self, name: str, compute: Callable[[Body], bytes], body: Body) -> tuple[int, bytes]:
+        """200 with what ``compute`` answers; bad input a 400 naming it; a bug a logged 500."""
         try:
-            record = self.service.explain(body, "filter" if verb == "filter" else "prioritize" if verb == "prioritize" else "both")
+            return 200, compute(body)
         except WireError as exc:
-            log.info("rejected explain request: %s", exc)
-            return 400, error_body(f"explain: {exc}")
+            log.info("rejected %s request: %s", name, exc)
+            return 400, error_body(f"{name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug, not bad input: answered, never fatal
-            log.exception("internal error on POST %s/explain", self.url_prefix)
+            log.exception("internal error on POST %s/%s", self.url_prefix, name)
             return 500, error_body(f"internal error: {type(exc).__name__}; see the extender's log")
-        return 200, encode_record(record)
