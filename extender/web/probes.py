@@ -19,7 +19,7 @@ class Probes:
     """Liveness (``healthz``: always 200, reporting cache ages and metric sources) and
     readiness (``readyz``: 503 until ready, and while draining)."""
 
-    def __init__(self, readiness: Readiness, health: Health, sources: Health | None = None) -> None:
+    def __init__(self, readiness: Readiness, health: Health, sources: Health) -> None:
         self._readiness = readiness
         self._health = health
         self._sources = sources
@@ -28,19 +28,27 @@ class Probes:
         """Status and JSON body of ``probe`` (a key of :data:`PROBE_PATHS`)."""
         return self.healthz() if probe == "healthz" else self.readyz()
 
-    def healthz(self) -> tuple[int, bytes]:
-        # Liveness stays 200 whatever the caches say: a slow API server must not get every
-        # replica restarted. The cache ages are there for humans and alerts.
-        # Sources are reported, never judged: stale load data is each rule's onStale's business.
+    def health_report(self) -> dict[str, Any]:
+        """What ``healthz`` answers: cache ages and metric sources, when there are any."""
         report: dict[str, Any] = {"status": "ok"}
         caches = self._health()
         if caches:
             report["caches"] = caches
-        sources = self._sources() if self._sources is not None else None
+        sources = self._sources()
         if sources:  # none when the running policy has no metric sources
             report["sources"] = sources
-        return 200, encode_json(report)
+        return report
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether this worker is ready, and why (what ``readyz`` answers)."""
+        return self._readiness()
+
+    def healthz(self) -> tuple[int, bytes]:
+        # Liveness stays 200 whatever the caches say: a slow API server must not get every
+        # replica restarted. The cache ages are there for humans and alerts.
+        # Sources are reported, never judged: stale load data is each rule's onStale's business.
+        return 200, encode_json(self.health_report())
 
     def readyz(self) -> tuple[int, bytes]:
-        ready, detail = self._readiness()
+        ready, detail = self.readiness()
         return (200 if ready else 503), encode_json({"status": "ready" if ready else "not ready", "detail": detail})

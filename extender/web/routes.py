@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from extender import __version__
 from extender.codec.common import encode_json
+from extender.engine import Policy
 from extender.policy.reload import ReloadStatus
 from extender.service import ExtenderService
 from extender.telemetry import metrics
@@ -38,6 +40,25 @@ def _service() -> ExtenderService:
 
 def _json(body: bytes, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="application/json")
+
+
+def policy_report(policy: Policy) -> dict[str, Any]:
+    """The running policy as ``/version`` (and the status page) describe it."""
+    return {
+        "source": policy.source,
+        "digest": policy.digest,
+        "predicates": [{"name": r.name, "type": r.rule.type_name, "mode": r.mode} for r in policy.predicates],
+        "priorities": [
+            {"name": r.name, "type": r.rule.type_name, "mode": r.mode, "weight": r.weight} for r in policy.priorities
+        ],
+        "bind": policy.bind_enabled,
+    }
+
+
+def reload_report() -> dict[str, Any] | None:
+    """This worker's policy reload state (loadedAt, lastReload), if it watches a policy file."""
+    status: ReloadStatus | None = current_app.extensions.get("extender.reload_status")
+    return status.as_dict() if status is not None else None
 
 
 def verbs_blueprint(endpoint: VerbEndpoint) -> Blueprint:
@@ -100,31 +121,9 @@ def probes_blueprint(probes: Probes) -> Blueprint:
 
     @bp.get("/version")
     def version() -> Response:
-        policy = _service().policy
         # loadedAt and lastReload of this worker (each reloads on its own; see README)
-        status: ReloadStatus | None = current_app.extensions.get("extender.reload_status")
-        reload = status.as_dict() if status is not None else {}
-        return _json(
-            encode_json(
-                {
-                    "version": __version__,
-                    "worker": os.getpid(),
-                    **reload,
-                    "policy": {
-                        "source": policy.source,
-                        "digest": policy.digest,
-                        "predicates": [
-                            {"name": r.name, "type": r.rule.type_name, "mode": r.mode} for r in policy.predicates
-                        ],
-                        "priorities": [
-                            {"name": r.name, "type": r.rule.type_name, "mode": r.mode, "weight": r.weight}
-                            for r in policy.priorities
-                        ],
-                        "bind": policy.bind_enabled,
-                    },
-                }
-            )
-        )
+        report = {"version": __version__, "worker": os.getpid(), **(reload_report() or {})}
+        return _json(encode_json({**report, "policy": policy_report(_service().policy)}))
 
     return bp
 

@@ -10,7 +10,6 @@ scores). Served on the admin port only (README "Status page"): it shows pod name
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template_string, request
@@ -21,6 +20,7 @@ from extender.status.store import DecisionStore
 from extender.status.summary import record_summary
 from extender.web.errors import json_error
 from extender.web.probes import Probes
+from extender.web.routes import policy_report, reload_report
 from extender.web.status_templates import DETAIL, INDEX
 
 #: the path prefix the admin port serves (and the only one)
@@ -30,26 +30,11 @@ MAX_QUERY = 317
 
 
 def _policy(service: ExtenderService) -> dict[str, Any]:
-    policy = service.policy
-    return {
-        "source": policy.source,
-        "digest": policy.digest,
-        "rules": [
-            {"kind": "predicate", "name": r.name, "type": r.rule.type_name, "mode": r.mode, "weight": ""}
-            for r in policy.predicates
-        ]
-        + [
-            {"kind": "priority", "name": r.name, "type": r.rule.type_name, "mode": r.mode, "weight": r.weight}
-            for r in policy.priorities
-        ],
-        "bind": policy.bind_enabled,
-    }
-
-
-def _reload() -> dict[str, Any] | None:
-    """This worker's policy reload state (as ``/version`` reports it), if it watches one."""
-    status = current_app.extensions.get("extender.reload_status")
-    return status.as_dict() if status is not None else None
+    """The running policy with its predicates and priorities in one table."""
+    report = policy_report(service.policy)
+    rules = [{"kind": "predicate", **rule, "weight": ""} for rule in report["predicates"]]
+    rules += [{"kind": "priority", **rule} for rule in report["priorities"]]
+    return {"source": report["source"], "digest": report["digest"], "rules": rules, "bind": report["bind"]}
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -77,9 +62,8 @@ def status_blueprint(store: DecisionStore, probes: Probes) -> Blueprint:
         query = request.args.get("pod", "")
         if len(query) > MAX_QUERY:
             return json_error(400, f"pod: at most {MAX_QUERY} characters (a namespace/name substring)")
-        ready_status, ready_body = probes.readyz()
-        _, health_body = probes.healthz()
-        health = json.loads(health_body)
+        ready, readiness = probes.readiness()
+        health = probes.health_report()
         entries = store.recent(query)
         rows = [{"id": e["id"], "record": e["record"], "summary": record_summary(e["record"])} for e in entries]
         page = render_template_string(
@@ -87,9 +71,9 @@ def status_blueprint(store: DecisionStore, probes: Probes) -> Blueprint:
             title="status",
             version=__version__,
             policy=_policy(current_app.extensions["extender.service"]),
-            reload=_reload(),
-            ready=ready_status == 200,
-            readiness=json.loads(ready_body).get("detail", ""),
+            reload=reload_report(),
+            ready=ready,
+            readiness=readiness,
             caches=health.get("caches") or {},
             sources=health.get("sources") or {},
             events=_events(),
