@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from itertools import islice
+from operator import ne
 from typing import Any
 
 from extender.engine import FilterDecision, PreemptDecision, RuleFailure
@@ -176,7 +177,7 @@ def prioritize_fields(
         shadow.append(
             {
                 "rule": rule,
-                "wouldChange": sum(1 for a, b in zip(scores, would) if a != b),
+                "wouldChange": sum(map(ne, scores, would)),  # in C: this runs on every prioritize
                 "wouldBest": names[top] if top is not None else None,
             }
         )

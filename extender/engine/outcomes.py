@@ -12,8 +12,8 @@ from extender.engine.attribution import ReasonRules
 from extender.engine.decisions import FilterDecision, ScoreDecision
 from extender.engine.failures import Failures, error_score
 from extender.engine.model import ConfiguredRule
-from extender.engine.scoring import normalised_column, score_columns
-from extender.sdk.rules import MAX_SCORE, NEUTRAL, Rejection, Rule
+from extender.engine.scoring import normalised_column, numeric_bounds, scaled_score, score_columns
+from extender.sdk.rules import Rejection, Rule
 
 R = TypeVar("R", bound=Rule)
 #: the rules that apply to a pod, each with a rejection forced on every node (onError: deny)
@@ -129,14 +129,10 @@ def normalised_at(
     by_name = {rule.name: rule for rule in rules}
     scores: dict[str, float] = {}
     for name, column in raw.items():
-        known = bounds.get(name) if bounds else None
-        try:  # None, NEUTRAL and FAILED do not compare with numbers: the general path then
-            low, high = known if known is not None else (min(column), max(column))
-        except TypeError:
-            low = high = None
-        if low is None or high is None or low is FAILED or low is NEUTRAL or high is NEUTRAL:
-            scores[name] = normalised_column(column, error_score(by_name[name]), FAILED)[index]
+        known = (bounds or {}).get(name) or numeric_bounds(column, FAILED)
+        if known is None:
+            score = normalised_column(column, error_score(by_name[name]), FAILED)[index]
         else:
-            scores[name] = float(MAX_SCORE) if high == low else MAX_SCORE * (column[index] - low) / (high - low)
-        scores[name] = round(scores[name], 4)
+            score = scaled_score(column[index], *known)
+        scores[name] = round(score, 4)
     return scores

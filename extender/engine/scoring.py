@@ -31,16 +31,32 @@ def normalise(raw: Sequence[Any]) -> list[float]:
     if not values:
         return [NEUTRAL_SCORE if v is NEUTRAL else float(MIN_SCORE) for v in raw]
     low, high = min(values), max(values)
-    span = high - low
 
     def scaled(v: Any) -> float:
         if v is None:
             return float(MIN_SCORE)
         if v is NEUTRAL:
             return NEUTRAL_SCORE
-        return float(MAX_SCORE) if span == 0 else MAX_SCORE * (v - low) / span
+        return scaled_score(v, low, high)
 
     return [scaled(v) for v in raw]
+
+
+def scaled_score(value: Any, low: Any, high: Any) -> float:
+    """``value``'s min-max normalised score, 0..10, in a column from ``low`` to ``high``."""
+    return float(MAX_SCORE) if high == low else MAX_SCORE * (value - low) / (high - low)
+
+
+def numeric_bounds(column: Sequence[Any], failed: object) -> tuple[Any, Any] | None:
+    """(min, max) of a column in which every node has a number, else None (a missing
+    value, a failure or NEUTRAL: normalise it with :func:`normalised_column`)."""
+    try:  # min/max raise on a missing value (None) or a failure
+        low, high = min(column), max(column)
+    except TypeError:
+        return None
+    if low is None or low is failed or low is NEUTRAL or high is NEUTRAL:  # e.g. a one-node column
+        return None
+    return low, high
 
 
 def round_half_up(value: float) -> int:
@@ -107,12 +123,10 @@ def score_columns(
     offset = _TIE + 0.5
     linear: list[tuple[float, Sequence[float]]] = []
     for weight, column in zip(weights, raw_columns):
-        try:  # min/max raise on a missing value (None) or a failure: the general path then
-            low, high = min(column), max(column)
-        except TypeError:
+        found = numeric_bounds(column, failed)
+        if found is None:  # the general path
             return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
-        if low is None or low is failed or low is NEUTRAL or high is NEUTRAL:  # e.g. a one-node column
-            return _score_slowly(raw_columns, weights, error_scores, failed, node_count)
+        low, high = found
         if bounds is not None:
             bounds.append((low, high))
         if high == low:
