@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal, Protocol
 
 from extender.codec import kube_scheduler as wire
@@ -27,6 +27,7 @@ from extender.engine.outcomes import normalised_at
 from extender.kube.binder import BindError
 from extender.kube.binds import PodRequests
 from extender.kube.candidates import CandidateNodes, NodeFetcher
+from extender.k8s.timefmt import utc_now
 from extender.kube.seen import SeenNodes
 from extender.measured import NO_LOAD, LoadView
 from extender.sdk.rules import Context
@@ -78,10 +79,6 @@ class ServiceOptions:
     preempt_unknown_nodes: UnknownCandidates = "drop"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class ExtenderService:
     """One instance per worker; safe to call from several threads at once."""
 
@@ -94,7 +91,7 @@ class ExtenderService:
         fetcher: NodeFetcher | None = None,
         binder: Binder | None = None,
         options: ServiceOptions = ServiceOptions(),
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
         load: LoadView = NO_LOAD,
         pod_requests: PodRequests | None = None,
         decision_log: DecisionLogOptions = DecisionLogOptions(),

@@ -23,12 +23,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from itertools import islice
 from operator import ne
 from typing import Any
 
 from extender.engine import FilterDecision, PreemptDecision, RuleFailure
+from extender.k8s.timefmt import utc_stamp
 from extender.sdk.rules import Rejection
 from extender.view import PodView
 
@@ -45,15 +46,6 @@ MAX_TEXT = 300
 
 def _text(value: str) -> str:
     return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 3] + "..."
-
-
-def utc_stamp(moment: datetime) -> str:
-    """``2026-12-07T16:55:01.123456Z`` (isoformat is cheaper than strftime)."""
-    if moment.tzinfo is timezone.utc:  # the service's clock: "...+00:00" -> "...Z"
-        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def base(

@@ -64,3 +64,18 @@ def is_time_reference(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (what :func:`utc_stamp` writes fastest)."""
+    return datetime.now(timezone.utc)
+
+
+def utc_stamp(moment: datetime) -> str:
+    """``2026-12-07T16:55:01.123456Z``, as decision records, reload reports and Events write
+    times (a naive ``moment`` is taken as UTC; isoformat is cheaper than strftime)."""
+    if moment.tzinfo is timezone.utc:  # the service's clock: "...+00:00" -> "...Z"
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"

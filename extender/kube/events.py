@@ -19,12 +19,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from extender.engine import Policy
 from extender.kube.client import KubeClient
 from extender.kube.errors import ApiError
+from extender.k8s.timefmt import utc_now, utc_stamp
 from extender.status.summary import summary_line
 from extender.telemetry import metrics
 
@@ -143,7 +144,7 @@ def event_body(filtered: Record | None, prioritized: Record | None, instance: st
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
         "metadata": {"generateName": f"{name}.", "namespace": namespace},
-        "eventTime": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "eventTime": utc_stamp(now),
         "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": instance[:128],
         "action": ACTION,
@@ -169,7 +170,7 @@ class EventRecorder:
         expects_prioritize: bool,
         options: EventOptions = EventOptions(),
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.client = client
         self.instance = instance

@@ -42,13 +42,18 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate the policy at ``path`` (the embedded default if None)."""
     if path is None:
         return load_policy_text(default_policy_text(), DEFAULT_POLICY_SOURCE)
+    return load_policy_text(read_policy_file(path), str(path))
+
+
+def read_policy_file(path: str | Path) -> str:
+    """The policy file's text (universal newlines, so its digest is the same wherever it is
+    read); :class:`PolicyError` naming why it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError([f"cannot read policy file: {exc.strerror or exc}"], str(path)) from None
     except UnicodeDecodeError as exc:
         raise PolicyError([f"policy file is not UTF-8 text: {exc.reason}"], str(path)) from None
-    return load_policy_text(text, str(path))
 
 
 def load_policy_text(text: str, source: str = "<inline>") -> Policy:

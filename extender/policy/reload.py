@@ -13,27 +13,19 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from extender.engine.model import Policy
+from extender.k8s.timefmt import utc_now, utc_stamp
 from extender.policy.errors import PolicyError
-from extender.policy.loader import load_policy_text, text_digest
+from extender.policy.loader import load_policy_text, read_policy_file, text_digest
 
 log = logging.getLogger("extender.policy")
 
 #: what asked for a reload: the file watch saw new content, or SIGHUP
 Trigger = Literal["file", "signal"]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def rfc3339(at: datetime) -> str:
-    """``2026-12-07T16:55:01.123456Z``, as the decision records write times."""
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -62,20 +54,13 @@ class PolicyFileWatch:
     def check(self, force: bool = False) -> Candidate | None:
         """The file's content if it is new (or ``force``), validated; None if unchanged."""
         try:
-            # read_text as load_policy does (universal newlines), so digests compare equal
-            text = Path(self.path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.reason if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
-            problem = (
-                f"policy file is not UTF-8 text: {reason}"
-                if isinstance(exc, UnicodeDecodeError)
-                else f"cannot read policy file: {reason}"
-            )
-            seen = f"unreadable: {problem}"  # the same failure is reported once
+            text = read_policy_file(self.path)
+        except PolicyError as exc:
+            seen = f"unreadable: {exc.problems[0]}"  # the same failure is reported once
             if seen == self.seen and not force:
                 return None
             self.seen = seen
-            return Candidate("", error=PolicyError([problem], self.path))
+            return Candidate("", error=exc)
         digest = text_digest(text)
         if digest == self.seen and not force:
             return None
@@ -133,7 +118,7 @@ class ReloadAttempt:
 
     def as_dict(self) -> dict[str, Any]:
         """For ``/version``'s ``lastReload``."""
-        report: dict[str, Any] = {"time": rfc3339(self.time), "trigger": self.trigger, "ok": self.ok, "digest": self.digest}
+        report: dict[str, Any] = {"time": utc_stamp(self.time), "trigger": self.trigger, "ok": self.ok, "digest": self.digest}
         if not self.ok:
             report["error"] = self.error
             report["problems"] = list(self.problems)
@@ -154,7 +139,7 @@ class ReloadStatus:
 
     #: digest of the running policy, and since when it runs
     digest: str = ""
-    loaded_at: datetime = field(default_factory=_utcnow)
+    loaded_at: datetime = field(default_factory=utc_now)
     last: ReloadAttempt | None = None
     succeeded: int = 0
     failed: int = 0
@@ -182,7 +167,7 @@ class ReloadStatus:
         """``loadedAt`` and ``lastReload`` (None until one was tried), for ``/version``."""
         last = self.last
         return {
-            "loadedAt": rfc3339(self.loaded_at),
+            "loadedAt": utc_stamp(self.loaded_at),
             "lastReload": last.as_dict() if last is not None else None,
             "reloads": {"succeeded": self.succeeded, "failed": self.failed},
         }
