@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -199,12 +199,9 @@ class ExtenderService:
         self, out: Emitter, pod: PodView, ctx: Context, mode: str, count: int, names: Callable[[], Sequence[str]],
         views: Callable[[], Sequence[NodeView | None]], d: FilterDecision, unknown: Sequence[str], started: float,
     ) -> None:
-        unknown_reason = None
-        if self.options.unknown_nodes == "fail":
-            unknown_reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
         out.emit(
             lambda: records.filter_fields(
-                self._base("filter", pod, ctx, mode, count, "answered", started), d, unknown, unknown_reason, out.max_nodes
+                self._base("filter", pod, ctx, mode, count, "answered", started), d, unknown, self._unknown_reason, out.max_nodes
             ),
             always=bool(d.failures),
             table=lambda: filter_table(self.policy, pod, ctx, names(), views(), d.passed, d.failed, out.max_nodes),
@@ -217,16 +214,20 @@ class ExtenderService:
         """The decision on the known nodes, extended to names the cache does not know."""
         passed = [positions[i] for i in decision.passed]
         unresolvable = dict(decision.unresolvable)
-        if self.options.unknown_nodes == "pass":
+        reason = self._unknown_reason
+        if reason is None:
             unknown_names = set(unknown)
             passed = sorted([*passed, *(i for i, name in enumerate(names) if name in unknown_names)])
         else:
-            reason = UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
             unresolvable.update((name, reason) for name in unknown)
-        return FilterDecision(
-            True, passed, decision.failed, unresolvable, decision.shadow_rejections, decision.failures,
-            decision.rejections, decision.reason_rules,
-        )
+        return replace(decision, passed=passed, unresolvable=unresolvable)
+
+    @property
+    def _unknown_reason(self) -> str | None:
+        """Why a name the cache does not know is rejected; None: it passes (unknown_nodes)."""
+        if self.options.unknown_nodes == "pass":
+            return None
+        return UNKNOWN_NODE_REASON if self.nodes is not None else NO_CACHE_REASON
 
     # -- prioritize ---------------------------------------------------------------------
 
@@ -342,11 +343,10 @@ class ExtenderService:
 
     def bind(self, body: Body) -> bytes:
         """Answer ``ExtenderBindingArgs`` with ``ExtenderBindingResult``."""
-        started = time.perf_counter()
+        started, now = time.perf_counter(), self.clock()  # the record's time: when the call started
         args = wire.decode_binding_args(body)
         error = self._bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node)
         pod = PodView(args.pod_name, args.pod_namespace, uid=args.pod_uid)
-        now = self.clock()
         self.decisions.emit(
             lambda: {
                 **records.base(
