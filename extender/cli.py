@@ -12,6 +12,8 @@ from dataclasses import replace
 from extender import __version__
 from extender.engine import Policy
 from extender.policy import PolicyError, load_policy
+from extender.schedconfig.render import DEFAULT_SCHEDULER_NAME, Setup
+from extender.schedconfig.versions import NEWEST, OLDEST_MINOR
 from extender.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -171,17 +173,20 @@ def _scheduler_config_parser(sub: argparse._SubParsersAction[argparse.ArgumentPa
     )
     config.add_argument("--url", required=True, help="urlPrefix: where kube-scheduler reaches the verbs, e.g. "
                         "http://extender.extender-system.svc:8888/scheduler")
-    config.add_argument("--url-prefix", metavar="PATH", default="/scheduler",
+    config.add_argument("--url-prefix", metavar="PATH", default=Settings.url_prefix,
                         help="the path extender serve answers under, its --url-prefix: --url must end with it "
-                        "(default /scheduler)")
+                        "(default %(default)s)")
     config.add_argument("--policy", metavar="FILE", help="policy file (default: the embedded default policy)")
-    config.add_argument("--k8s-version", default="1.35", metavar="1.N",
-                        help="kube-scheduler's release, 1.22 to 1.35: picks the apiVersion (v1 from 1.25; default 1.35)")
+    config.add_argument("--k8s-version", default=str(NEWEST), metavar="1.N",
+                        help=f"kube-scheduler's release, 1.{OLDEST_MINOR} to {NEWEST}: picks the apiVersion (v1 from "
+                        "1.25; default %(default)s)")
     config.add_argument("--mode", choices=("names", "full-nodes"), default="names",
                         help="names (nodeCacheCapable: true, needs serve --node-cache; bindVerb if the policy binds) "
                         "or full-nodes (default names)")
-    config.add_argument("--weight", type=int, default=2, help="multiplier of the extender's 0..10 scores, > 0 (default 2)")
-    config.add_argument("--http-timeout", default="5s", metavar="DURATION", help="per call, a Go duration (default 5s)")
+    config.add_argument("--weight", type=int, default=Setup.weight,
+                        help="multiplier of the extender's 0..10 scores, > 0 (default %(default)s)")
+    config.add_argument("--http-timeout", default=Setup.http_timeout, metavar="DURATION",
+                        help="per call, a Go duration (default %(default)s)")
     config.add_argument("--ignorable", action="store_true", help="schedule without the extender when it fails (fail open)")
     tls = config.add_argument_group("TLS (an https:// --url)")
     trust = tls.add_mutually_exclusive_group()
@@ -194,8 +199,8 @@ def _scheduler_config_parser(sub: argparse._SubParsersAction[argparse.ArgumentPa
                         help="call the extender only for pods requesting this extended resource (repeatable)")
     config.add_argument("--ignored-by-scheduler", action="store_true",
                         help="managed resources: NodeResourcesFit stops checking them (the extender alone decides)")
-    config.add_argument("--scheduler-name", metavar="NAME", default="default-scheduler",
-                        help="the profile's schedulerName (default default-scheduler)")
+    config.add_argument("--scheduler-name", metavar="NAME", default=DEFAULT_SCHEDULER_NAME,
+                        help="the profile's schedulerName (default %(default)s)")
     config.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                         help="leader election (default on; a second scheduler gets its own lease)")
     config.add_argument("--lease-namespace", metavar="NS",

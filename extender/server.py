@@ -76,6 +76,7 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         # Called in each worker after the fork (preload_app is off): the caches' watch
         # threads and connections must belong to the process that serves.
+        fell_back = False
         try:
             app = create_app(self.settings, draining=self.draining.is_set)
         except PolicyError as exc:
@@ -87,11 +88,11 @@ class ExtenderServer(BaseApplication):  # type: ignore[misc]
                 os.getpid(), which, policy.digest, len(exc.problems),
             )
             app = create_app(self.settings, policy=policy, draining=self.draining.is_set)
-            reloader = app.extensions.get("extender.reloader")
-            if reloader is not None:
-                reloader.check("file")  # reported (and counted) as a refused reload, once
+            fell_back = True
         self.reloader = app.extensions.get("extender.reloader")
         if self.reloader is not None:  # policy hot reload: this worker's watch (woken by SIGHUP)
+            if fell_back:
+                self.reloader.check("file")  # the invalid file: reported (and counted) as a refused reload, once
             self.reloader.start()
             if self._hung_up:  # the file may have changed after this worker read it
                 self.reloader.wake()

@@ -243,11 +243,11 @@ class EventRecorder:
         return True
 
     def _post(self, filtered: Record | None, prioritized: Record | None) -> None:
-        body = event_body(filtered, prioritized, self.instance, self.wall_clock())
         if not self._allowed(pod_key(filtered or prioritized or {})):
             self.limited += 1
             metrics.event_counted("limited")
             return
+        body = event_body(filtered, prioritized, self.instance, self.wall_clock())  # only for what is posted
         namespace = body["metadata"]["namespace"]
         try:
             self.client.request(

@@ -207,9 +207,9 @@ class Refresher:
         else:
             status.last_error = error
             status.consecutive_failures += 1
-        metrics.source_fetched(
-            self.name, error is None, self.clock(), _newest(self.store.samples(self.name)), self.source.spec.max_age
-        )
+        # After a failure the held samples, and so their newest timestamp, are unchanged.
+        newest = _newest(samples) if error is None else None
+        metrics.source_fetched(self.name, error is None, self.clock(), newest, self.source.spec.max_age)
         self._log(error)
 
     def _stale(self) -> dict[str, list[str]]:

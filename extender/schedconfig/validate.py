@@ -136,7 +136,8 @@ def _top_level_values(config: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _percentage(where: str, holder: Mapping[str, Any], key: str = "percentageOfNodesToScore") -> list[str]:
+def _percentage(where: str, holder: Mapping[str, Any]) -> list[str]:
+    key = "percentageOfNodesToScore"
     if key in holder and not (_is_int(holder[key]) and 0 <= holder[key] <= 100):
         return [f"{where}: not in valid range [0-100]"]
     return []
