@@ -21,6 +21,7 @@ from extender.engine.model import Policy
 from extender.k8s.timefmt import utc_now, utc_stamp
 from extender.policy.errors import PolicyError
 from extender.policy.loader import load_policy_text, read_policy_file, text_digest
+from extender.telemetry.runtime import POLICY_SUBDIR
 
 log = logging.getLogger("extender.policy")
 
@@ -72,7 +73,7 @@ class PolicyFileWatch:
 
 
 #: where, in the runtime directory the workers share, the last policy a reload applied is kept
-LAST_GOOD = Path("policy") / "last-good.yaml"
+LAST_GOOD = Path(POLICY_SUBDIR) / "last-good.yaml"
 
 
 def remember_good(runtime_dir: str | None, text: str) -> None:

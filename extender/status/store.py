@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from extender.telemetry.runtime import DECISIONS_SUBDIR
+
 Record = Mapping[str, Any]
 #: bytes per slot: a summary record is well under 2 KiB; a table of 50 nodes x 5 rules ~ 12 KiB
 SLOT_BYTES = 16 * 1024
@@ -164,7 +166,7 @@ class RingFileStore:
 def decision_store(runtime_dir: str | None, capacity: int) -> DecisionStore:
     """Ring files shared by the workers under ``runtime_dir/decisions``, else memory."""
     if runtime_dir:
-        directory = Path(runtime_dir) / "decisions"
+        directory = Path(runtime_dir) / DECISIONS_SUBDIR
         directory.mkdir(parents=True, exist_ok=True)
         return RingFileStore(directory, capacity)
     return MemoryStore(capacity)

@@ -23,6 +23,10 @@ log = logging.getLogger("extender")
 
 #: the subdirectory of the runtime directory the workers' metric files go to
 METRICS_SUBDIR = "metrics"
+#: the status page's ring files (:mod:`extender.status.store`)
+DECISIONS_SUBDIR = "decisions"
+#: the last policy a reload applied (:mod:`extender.policy.reload`)
+POLICY_SUBDIR = "policy"
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def prepare(configured: str | None) -> RuntimeDir:
         parent = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         runtime = RuntimeDir(Path(tempfile.mkdtemp(prefix="extender-", dir=parent)), owned=True)  # mode 0700
     metrics = runtime.metrics
-    for subdirectory in (metrics, runtime.path / "decisions", runtime.path / "policy"):  # not an earlier run's
+    for subdirectory in (metrics, runtime.path / DECISIONS_SUBDIR, runtime.path / POLICY_SUBDIR):  # not an earlier run's
         if subdirectory.exists():
             shutil.rmtree(subdirectory)
         subdirectory.mkdir(mode=0o700)
