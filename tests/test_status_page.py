@@ -92,6 +92,20 @@ def test_a_records_table_is_shown_node_by_rule() -> None:
     assert "raw 3.0" in html and "normalised 7.5" in html and "<td>8</td><td>passed</td>" in html
 
 
+def test_shadow_rules_show_what_each_verb_records() -> None:
+    # A shadow predicate records how many nodes it would reject; a shadow priority how many
+    # scores it would change and which node it would pick.
+    store = MemoryStore(10)
+    store(record(shadow=[{"rule": "maint-shadow", "wouldReject": 2}]))
+    store(record(verb="prioritize", shadow=[{"rule": "cost-shadow", "wouldChange": 3, "wouldBest": "node-00007"}]))
+    client = app_with(store).test_client()
+    prioritized, filtered = store.recent()
+    html = client.get(f"/status/decisions/{filtered['id']}").get_data(as_text=True)
+    assert "<td>maint-shadow</td><td>2</td>" in html
+    html = client.get(f"/status/decisions/{prioritized['id']}").get_data(as_text=True)
+    assert "<td>cost-shadow</td><td>3 node(s)</td><td>node-00007</td>" in html
+
+
 def test_everything_from_requests_is_escaped() -> None:
     store = MemoryStore(10)
     store(record(name="<script>alert(1)</script>", rejected=[{"rule": "<b>r</b>", "reason": "<i>x</i>", "count": 1}]))

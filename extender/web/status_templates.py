@@ -105,8 +105,13 @@ DETAIL = _HEAD + """<p><a href="{{ url_for('status.index') }}">&larr; status</a>
 
 {% if record.shadow %}
 <h2>Shadow rules</h2>
+{% if record.verb == "prioritize" %}
+<table id="shadow"><tr><th>rule</th><th>would change the score of</th><th>would pick</th></tr>
+{% for s in record.shadow %}<tr><td>{{ s.rule }}</td><td>{{ s.wouldChange }} node(s)</td><td>{{ s.wouldBest }}</td></tr>{% endfor %}</table>
+{% else %}
 <table id="shadow"><tr><th>rule</th><th>would reject</th></tr>
 {% for s in record.shadow %}<tr><td>{{ s.rule }}</td><td>{{ s.wouldReject }}</td></tr>{% endfor %}</table>
+{% endif %}
 {% endif %}
 
 {% if record.failures %}
